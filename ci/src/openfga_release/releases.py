@@ -1,0 +1,91 @@
+"""OpenFGA releases this project knows how to build, and the pinned toolchain.
+
+Plain module (no dagger import): the Dagger functions and the tests share it.
+
+A release is pinned with the facts the module proxy gives for its tag: the
+commit time (``Date``) and, where the proxy records its origin, the commit
+hash. Nothing here comes from the wall clock, so the same version always gives
+the same ldflags and the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+OPENFGA_MODULE = "github.com/openfga/openfga"
+OPENFGA_MAIN_PACKAGE = "./cmd/openfga"
+OPENFGA_SOURCE_URL = "https://github.com/openfga/openfga"
+
+# The Go toolchain every build uses. GOTOOLCHAIN=local keeps it the one that
+# runs: OpenFGA's go.mod may name a newer `toolchain`, and a silent download
+# of it would make the build depend on what the network served that day.
+GO_VERSION = "1.26.8"
+GO_IMAGE = f"golang:{GO_VERSION}-bookworm"
+
+_VERSION_RE = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
+
+
+class UnknownVersionError(ValueError):
+    """The version string is malformed, or not a release this project pins."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One OpenFGA release tag and the build facts stamped into its binary."""
+
+    version: str
+    date: str  # RFC 3339 commit time of the tag, from the module proxy
+    commit: str | None = None  # full hash when the proxy records the origin
+
+    @property
+    def epoch(self) -> int:
+        return to_epoch(self.date)
+
+
+def to_epoch(date: str) -> int:
+    """An RFC 3339 date as Unix seconds: the timestamp given to every image file."""
+    try:
+        return int(datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise UnknownVersionError(
+            f"date {date!r} is not an RFC 3339 time such as 2026-10-28T12:53:36Z"
+        ) from None
+
+
+# Newest first. Each entry was built here with the pipeline's recipe.
+RELEASES: dict[str, Release] = {
+    r.version: r
+    for r in (
+        Release("v1.22.1", "2026-10-28T12:53:36Z"),
+        Release("v1.21.0", "2026-09-20T16:11:15Z"),
+        Release("v1.19.0", "2026-08-25T14:48:10Z"),
+        Release("v1.18.1", "2026-06-29T18:39:00Z", "69efbd95b3d44afb2e2567d485dcc792c7d79e3f"),
+    )
+}
+DEFAULT_VERSION = "v1.22.1"
+
+
+def check_version_format(version: str) -> str:
+    """Return ``version`` if it looks like ``vMAJOR.MINOR.PATCH[-pre]``."""
+    if not _VERSION_RE.match(version):
+        raise UnknownVersionError(
+            f"version {version!r} is not a release tag: expected the form vMAJOR.MINOR.PATCH "
+            f"such as {DEFAULT_VERSION!r} (with the leading 'v')"
+        )
+    return version
+
+
+def release(version: str) -> Release:
+    """The pinned release for ``version``, or a clear error naming the known ones."""
+    check_version_format(version)
+    try:
+        return RELEASES[version]
+    except KeyError:
+        known = ", ".join(RELEASES)
+        raise UnknownVersionError(
+            f"OpenFGA {version} is not a release this module pins (known: {known}). "
+            "Add it to ci/src/openfga_release/releases.py with its tag date after checking "
+            "it builds, or pass --source with a checkout to build that tree instead."
+        ) from None
