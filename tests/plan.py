@@ -60,9 +60,7 @@ def execs(obj: Any) -> list[list[str]]:
 
 def env_of(obj: Any) -> dict[str, str]:
     """Environment variables set on the object's own chain (last write wins)."""
-    return {
-        s.args["name"]: s.args["value"] for s in chain(obj) if s.name == "withEnvVariable"
-    }
+    return {s.args["name"]: s.args["value"] for s in chain(obj) if s.name == "withEnvVariable"}
 
 
 def images(obj: Any) -> list[str]:

@@ -21,7 +21,9 @@ CACHE = REPO / ".cache"
 
 
 def go_env(name: str) -> str:
-    return subprocess.run(["go", "env", name], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["go", "env", name], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def recipe_env(recipe: BuildRecipe, gocache: Path, gomodcache: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""openfga-release: a Dagger module that builds, tests, publishes and deploys OpenFGA on PostgreSQL."""
+"""openfga-release: build, test, publish and deploy OpenFGA on PostgreSQL with Dagger."""
 
 from .main import OpenfgaRelease
 

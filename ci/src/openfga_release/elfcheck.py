@@ -61,9 +61,7 @@ def inspect_elf(data: bytes) -> ElfReport:
     e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
     if e_phoff + e_phentsize * e_phnum > len(data):
         raise NotShippableError("truncated ELF: program headers run past the end of the file")
-    p_types = {
-        struct.unpack_from("<I", data, e_phoff + i * e_phentsize)[0] for i in range(e_phnum)
-    }
+    p_types = {struct.unpack_from("<I", data, e_phoff + i * e_phentsize)[0] for i in range(e_phnum)}
     return ElfReport(
         arch=MACHINES.get(e_machine, f"machine {e_machine}"),
         elf_type=e_type,

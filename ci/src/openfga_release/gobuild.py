@@ -89,7 +89,7 @@ def check_flags(go_flags: list[str], ldflags: list[str], cgo_enabled: bool = Fal
                 "off to, and the external link crashed at load on Unikraft (exit 243). "
                 + WHAT_WORKS
             )
-        if "static-pie" in tok or tok.startswith("-extldflags") and "static-pie" in value:
+        if "static-pie" in tok or (tok.startswith("-extldflags") and "static-pie" in value):
             raise UnsafeBuildFlagsError(
                 "-static-pie is refused: static-PIE binaries crashed on Unikraft base-compat "
                 "(exit 243 at load, 254 in init). " + WHAT_WORKS
@@ -138,7 +138,9 @@ class BuildRecipe:
 
     @classmethod
     def for_release(cls, rel: Release, arch: str = "amd64", **kw: object) -> BuildRecipe:
-        return cls.create(version=rel.version, commit=rel.commit, date=rel.date, arch=arch, **kw)  # type: ignore[arg-type]
+        """The recipe for a pinned release; ``kw`` may override commit, date, flags."""
+        params: dict = {"version": rel.version, "commit": rel.commit, "date": rel.date, **kw}
+        return cls.create(arch=arch, **params)
 
     @classmethod
     def create(

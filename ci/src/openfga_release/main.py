@@ -32,7 +32,7 @@ _PINNED_IMAGE = re.compile(r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
 def _check_pinned(ref: str) -> str:
     """An image reference must name a tag other than 'latest', or a digest."""
     name, _, tag = ref.partition("@")[0].rpartition(":")
-    if not _PINNED_IMAGE.match(ref) or "@sha256:" not in ref and (not name or tag == "latest"):
+    if not _PINNED_IMAGE.match(ref) or ("@sha256:" not in ref and (not name or tag == "latest")):
         raise BuildInputError(
             f"image {ref!r} is not pinned: name a version tag or a digest "
             f"(for example {GO_IMAGE!r}) so the same inputs give the same bytes"
@@ -71,27 +71,39 @@ class OpenfgaRelease:
         arch: str,
         commit: str | None,
         date: str | None,
-        tags: list[str],
-        go_flags: list[str],
-        ldflags: list[str],
+        tags: list[str] | None = None,
+        go_flags: list[str] | None = None,
+        ldflags: list[str] | None = None,
     ) -> BuildRecipe:
-        extra = {"tags": tags, "go_flags": go_flags, "ldflags": ldflags, "arch": arch}
+        """Validate the inputs into a recipe: every error is raised here, before any build."""
+        flags: dict[str, list[str]] = {
+            "tags": tags or [],
+            "go_flags": go_flags or [],
+            "ldflags": ldflags or [],
+        }
         if source is None:
-            rel = release(version or DEFAULT_VERSION)
-            return BuildRecipe.create(
-                version=rel.version,
-                commit=commit or rel.commit,
-                date=date or rel.date,
-                **extra,  # type: ignore[arg-type]
+            overrides = {k: v for k, v in (("commit", commit), ("date", date)) if v}
+            return BuildRecipe.for_release(
+                release(version or DEFAULT_VERSION), arch, **flags, **overrides
             )
         if not version:
             raise BuildInputError(
                 "--source needs --version to label the build, for example "
                 f"--version {DEFAULT_VERSION}-myfork.1 (it is stamped into `openfga version`)"
             )
-        return BuildRecipe.create(version=version, commit=commit, date=date, **extra)  # type: ignore[arg-type]
+        return BuildRecipe.create(
+            version=version,
+            arch=arch,
+            commit=commit,
+            date=date,
+            tags=flags["tags"],
+            go_flags=flags["go_flags"],
+            ldflags=flags["ldflags"],
+        )
 
-    def _built(self, recipe: BuildRecipe, source: dagger.Directory | None, go_image: str) -> dagger.File:
+    def _built(
+        self, recipe: BuildRecipe, source: dagger.Directory | None, go_image: str
+    ) -> dagger.File:
         ctr = self._go(go_image, recipe)
         if source is None:
             ctr = ctr.with_exec(recipe.download_args()).with_workdir(recipe.module_dir(GOMODCACHE))
@@ -116,18 +128,34 @@ class OpenfgaRelease:
         self,
         version: Annotated[str, Doc("OpenFGA release tag; a label when --source is given")] = "",
         source: Annotated[
-            dagger.Directory | None, Doc("an OpenFGA checkout or fork to build instead of a release")
+            dagger.Directory | None,
+            Doc("an OpenFGA checkout or fork to build instead of a release"),
         ] = None,
         arch: Annotated[str, Doc("target architecture: amd64 or arm64")] = "amd64",
-        commit: Annotated[str | None, Doc("commit stamped into the binary (default: the release's)")] = None,
-        date: Annotated[str | None, Doc("build date stamped in (default: the release's tag date)")] = None,
+        commit: Annotated[
+            str | None, Doc("commit stamped into the binary (default: the release's)")
+        ] = None,
+        date: Annotated[
+            str | None, Doc("build date stamped in (default: the release's tag date)")
+        ] = None,
         tags: Annotated[list[str], Doc("extra Go build tags; netgo is always set")] = (),  # type: ignore[assignment]
-        go_flags: Annotated[list[str], Doc("extra go build flags (PIE and friends are refused)")] = (),  # type: ignore[assignment]
+        go_flags: Annotated[
+            list[str], Doc("extra go build flags (PIE and friends are refused)")
+        ] = (),  # type: ignore[assignment]
         ldflags: Annotated[list[str], Doc("extra linker flags (external linking is refused)")] = (),  # type: ignore[assignment]
         go_image: Annotated[str, Doc("pinned Go toolchain image")] = GO_IMAGE,
     ) -> dagger.File:
-        """A static, CGO-free, non-PIE OpenFGA binary for linux/<arch>, checked before it is returned."""
-        recipe = self._recipe(version, source, arch, commit, date, list(tags), list(go_flags), list(ldflags))
+        """A static, CGO-free, non-PIE OpenFGA binary for linux/<arch>, ELF-checked."""
+        recipe = self._recipe(
+            version,
+            source,
+            arch,
+            commit,
+            date,
+            tags=list(tags),
+            go_flags=list(go_flags),
+            ldflags=list(ldflags),
+        )
         return self._checked(self._built(recipe, source, go_image), recipe.arch)
 
     @function
@@ -135,11 +163,14 @@ class OpenfgaRelease:
         self,
         version: Annotated[str, Doc("OpenFGA release tag; a label when --source is given")] = "",
         source: Annotated[
-            dagger.Directory | None, Doc("an OpenFGA checkout or fork to build instead of a release")
+            dagger.Directory | None,
+            Doc("an OpenFGA checkout or fork to build instead of a release"),
         ] = None,
         arch: Annotated[str, Doc("target architecture: amd64 or arm64")] = "amd64",
         commit: Annotated[str | None, Doc("commit stamped into the binary and labels")] = None,
-        date: Annotated[str | None, Doc("release date for the binary, labels and file times")] = None,
+        date: Annotated[
+            str | None, Doc("release date for the binary, labels and file times")
+        ] = None,
         overlay: Annotated[
             dagger.Directory | None,
             Doc("files copied over the image root"),
@@ -147,8 +178,8 @@ class OpenfgaRelease:
         ] = None,
         go_image: Annotated[str, Doc("pinned Go toolchain image")] = GO_IMAGE,
     ) -> dagger.Container:
-        """A scratch OCI image: the checked binary, CA certificates, a writable /tmp, a non-root user."""
-        recipe = self._recipe(version, source, arch, commit, date, [], [], [])
+        """A scratch OCI image: checked binary, CA bundle, writable /tmp, non-root user."""
+        recipe = self._recipe(version, source, arch, commit, date)
         binary = self._checked(self._built(recipe, source, go_image), recipe.arch)
         return self._image_from(binary, recipe, overlay, go_image)
 
@@ -186,4 +217,3 @@ class OpenfgaRelease:
         for name, value in image.labels(recipe.version, recipe.commit, recipe.date).items():
             ctr = ctr.with_label(name, value)
         return ctr
-

@@ -1,0 +1,148 @@
+"""Real execution of the build recipe (DESIGN.md §3, rung 3).
+
+This machine's Go builds the real OpenFGA release with the pipeline's own
+:class:`BuildRecipe`; the binary is checked with the pipeline's ELF check, laid
+out with the image's own layout commands, and run inside that layout with
+``chroot`` (no libc, no shell: as in the scratch image).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from openfga_release import elfcheck, image
+from openfga_release.gobuild import BuildRecipe
+from openfga_release.releases import DEFAULT_VERSION, RELEASES
+
+from tests.support.gobuild_local import ensure_openfga, run_recipe
+
+pytestmark = pytest.mark.integration
+
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+UID = int(image.USER.split(":")[0])
+
+
+@pytest.fixture(scope="module")
+def binary() -> Path:
+    return ensure_openfga(DEFAULT_VERSION)
+
+
+@pytest.fixture(scope="module")
+def rootfs(binary, tmp_path_factory, repo) -> Path:
+    """The image's root filesystem, laid out by the image's own commands."""
+    root = tmp_path_factory.mktemp("image") / "rootfs"
+    overlay = repo / "images" / "openfga" / "rootfs"
+    for cmd in image.layout_commands(str(root), str(binary), HOST_CA_BUNDLE, str(overlay)):
+        subprocess.run(cmd, check=True)
+    return root
+
+
+def test_release_binary_is_static_non_pie_x86_64(binary):
+    report = elfcheck.check_shippable(binary.read_bytes(), "amd64")
+    assert report.static and not report.pie
+
+
+def test_layout_matches_the_image_spec(rootfs):
+    files = sorted(str(p.relative_to(rootfs)) for p in rootfs.rglob("*") if p.is_file())
+    assert files == [
+        "etc/group",
+        "etc/passwd",
+        "etc/ssl/certs/ca-certificates.crt",
+        "usr/bin/openfga",
+    ]
+    assert (rootfs / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert (rootfs / "usr/bin/openfga").stat().st_mode & 0o777 == 0o755
+    assert f"openfga:x:{UID}:{UID}:" in (rootfs / "etc/passwd").read_text()
+    # Nothing a dynamic binary could lean on: no loader, no libc, no shell.
+    for absent in ("lib", "lib64", "usr/lib", "bin/sh"):
+        assert not (rootfs / absent).exists(), absent
+
+
+def test_version_inside_the_image_layout_reports_the_release(rootfs):
+    rel = RELEASES[DEFAULT_VERSION]
+    out = subprocess.run(
+        ["chroot", f"--userspec={image.USER}", str(rootfs), image.BINARY_PATH, "version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    # `openfga version` writes to stderr.
+    assert f"`{DEFAULT_VERSION}`" in out.stderr
+    assert rel.date in out.stderr
+    assert "dev" not in out.stderr.split("`")[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_runs_as_non_root_inside_the_layout(rootfs):
+    """`openfga run` (the image's default args) serves from the scratch layout as uid 65532."""
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            "chroot",
+            f"--userspec={image.USER}",
+            str(rootfs),
+            *image.ENTRYPOINT,
+            *image.DEFAULT_ARGS,
+            "--datastore-engine",
+            "memory",
+            "--http-addr",
+            f"127.0.0.1:{http}",
+            "--grpc-addr",
+            f"127.0.0.1:{grpc}",
+            "--metrics-addr",
+            f"127.0.0.1:{metrics}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        body = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{http}/healthz", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert body == {"status": "SERVING"}, (
+            proc.stdout.read() if proc.poll() is not None else body
+        )
+        # chroot(1) execs the server in place, so this pid is the server's own.
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert f"Uid:\t{UID}\t" in status
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_two_builds_from_clean_build_caches_are_byte_identical(binary, tmp_path):
+    """Same inputs, same bytes: -trimpath, no VCS stamp, dates from the release."""
+    recipe = BuildRecipe.for_release(RELEASES[DEFAULT_VERSION])
+    outputs = []
+    for n in (1, 2):
+        cache = tmp_path / f"gocache-{n}"
+        outputs.append(run_recipe(recipe, tmp_path / f"openfga-{n}", cache))
+        shutil.rmtree(cache)
+    digests = {sha256(p) for p in outputs}
+    assert len(digests) == 1
+    assert digests == {sha256(binary)}  # and the same as the shared test binary
+    assert os.path.getsize(outputs[0]) > 10_000_000  # the real server, not a stub

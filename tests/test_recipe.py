@@ -1,0 +1,136 @@
+"""Unit tests: the OpenFGA build recipe, the release pins and every guard."""
+
+from __future__ import annotations
+
+import pytest
+from openfga_release import gobuild, releases
+from openfga_release.gobuild import BuildInputError, BuildRecipe, UnsafeBuildFlagsError
+from openfga_release.releases import RELEASES, UnknownVersionError
+
+
+def recipe(**kw):
+    return BuildRecipe.for_release(releases.release(releases.DEFAULT_VERSION), **kw)
+
+
+def test_environment_is_static_cgo_free_and_uses_the_pinned_toolchain():
+    env = recipe(arch="arm64").env()
+    assert env["CGO_ENABLED"] == "0"
+    assert env["GOOS"] == "linux"
+    assert env["GOARCH"] == "arm64"
+    assert env["GOTOOLCHAIN"] == "local"
+    assert "-mod=readonly" in env["GOFLAGS"]
+
+
+def test_build_args_follow_openfgas_release_recipe():
+    rel = RELEASES["v1.18.1"]
+    args = BuildRecipe.for_release(rel).build_args()
+    assert args[:2] == ["go", "build"]
+    assert "-trimpath" in args
+    assert "-buildvcs=false" in args
+    assert args[args.index("-tags") + 1] == "netgo"
+    assert args[-3:] == ["-o", "/out/openfga", "./cmd/openfga"]
+    ldflags = args[args.index("-ldflags") + 1].split()
+    assert ldflags[:2] == ["-s", "-w"]
+    pkg = "github.com/openfga/openfga/internal/build"
+    assert f"{pkg}.Version=v1.18.1" in ldflags
+    assert f"{pkg}.Commit={rel.commit}" in ldflags
+    assert f"{pkg}.Date={rel.date}" in ldflags
+    joined = " ".join(args)
+    for bad in ("-buildmode", "-linkmode", "static-pie", "-race"):
+        assert bad not in joined
+
+
+def test_unknown_commit_is_not_invented():
+    ldflags = recipe().link_flags()
+    assert releases.RELEASES[releases.DEFAULT_VERSION].commit is None
+    assert "build.Commit" not in ldflags
+    assert "build.Date=2026-10-28T12:53:36Z" in ldflags
+
+
+def test_extra_tags_are_merged_once_and_netgo_stays():
+    args = recipe(tags=["osusergo", "netgo"]).build_args()
+    assert args[args.index("-tags") + 1] == "netgo,osusergo"
+
+
+def test_release_build_downloads_the_module_and_builds_in_its_root():
+    r = recipe()
+    assert r.download_args() == ["go", "mod", "download", "github.com/openfga/openfga@v1.22.1"]
+    assert r.module_dir("/go/pkg/mod") == "/go/pkg/mod/github.com/openfga/openfga@v1.22.1"
+
+
+def test_default_version_is_pinned_with_a_date():
+    assert releases.DEFAULT_VERSION in RELEASES
+    rel = RELEASES[releases.DEFAULT_VERSION]
+    assert rel.epoch == 1793192016  # 2026-10-28T12:53:36Z
+
+
+# The exact flags from the field notes (seed 001) and their relatives.
+UNSAFE = [
+    (["-buildmode=pie"], [], "exit 243"),
+    (["-buildmode", "pie"], [], "exit 243"),
+    (["-buildmode=c-shared"], [], "-buildmode=c-shared"),
+    ([], ["-linkmode external -extldflags -static-pie"], "-linkmode external"),
+    ([], ["-linkmode=external"], "-linkmode external"),
+    ([], ["-extldflags", "-static-pie"], "static-pie"),
+    ([], ["-extldflags=-static-pie"], "static-pie"),
+    (["-race"], [], "needs cgo"),
+]
+
+
+@pytest.mark.parametrize(("go_flags", "ldflags", "why"), UNSAFE)
+def test_flags_that_crashed_on_unikraft_are_refused_with_what_works(go_flags, ldflags, why):
+    with pytest.raises(UnsafeBuildFlagsError) as err:
+        recipe(go_flags=go_flags, ldflags=ldflags)
+    msg = str(err.value)
+    assert why in msg
+    assert "CGO_ENABLED=0, -tags netgo" in msg  # names the recipe that works
+
+
+def test_cgo_is_refused():
+    with pytest.raises(UnsafeBuildFlagsError, match="exit 254"):
+        gobuild.check_flags([], [], cgo_enabled=True)
+    with pytest.raises(UnsafeBuildFlagsError):
+        recipe(tags=["cgo"])
+
+
+def test_safe_extra_flags_pass_through():
+    r = recipe(go_flags=["-buildmode=exe", "-v"], ldflags=["-X main.flavour=fips"])
+    args = r.build_args()
+    assert "-v" in args
+    assert "-X main.flavour=fips" in args[args.index("-ldflags") + 1]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"arch": "386"}, "arch '386' is not supported: use one of amd64, arm64"),
+        ({"arch": "x86_64"}, "use one of amd64, arm64"),
+        ({"go_flags": ["-ldflags=-s"]}, "--ldflags"),
+        ({"go_flags": ["-tags=foo"]}, "--tags"),
+        ({"ldflags": ["-X github.com/openfga/openfga/internal/build.Version=v9"]}, "--version"),
+        ({"tags": ["bad tag"]}, "not a valid Go build tag"),
+        ({"commit": "not-a-sha"}, "not a git hash"),
+    ],
+)
+def test_bad_build_input_is_refused_before_any_build(kw, match):
+    with pytest.raises(BuildInputError, match=match):
+        recipe(**kw)
+
+
+@pytest.mark.parametrize("version", ["1.22.1", "v1.22", "latest", "v1.22.1 ", "v01.2.3", ""])
+def test_malformed_version_names_the_expected_form(version):
+    with pytest.raises(UnknownVersionError, match=r"vMAJOR\.MINOR\.PATCH"):
+        releases.release(version)
+
+
+def test_unknown_version_lists_the_known_ones_and_the_way_out():
+    with pytest.raises(UnknownVersionError) as err:
+        releases.release("v9.9.9")
+    msg = str(err.value)
+    assert "v1.22.1" in msg
+    assert "--source" in msg
+
+
+def test_bad_date_is_refused():
+    with pytest.raises(UnknownVersionError, match="RFC 3339"):
+        releases.to_epoch("yesterday")
