@@ -1,0 +1,151 @@
+"""Dagger wiring for PostgreSQL: the image, the Unikraft rootfs, the test service.
+
+Everything here only builds lazy pipelines (no awaits); the knowledge lives in
+:mod:`openfga_release.postgres` and ``images/postgres``. Bad plain arguments
+(memory, names, base image, host names) raise ``PostgresConfigError`` while the
+plan is built, before any container starts. Passwords and TLS keys travel only
+as ``dagger.Secret`` through ``with_mounted_secret``: never as plain arguments,
+environment values, image layers or rendered files; the start script checks the
+passwords inside the container before anything is created.
+
+``config`` is the repository's ``images/postgres`` directory, passed as a
+Directory argument (``DefaultPath("/images/postgres")`` in main.py): the same
+files the tests run and a plain-PostgreSQL user copies.
+"""
+
+from __future__ import annotations
+
+import dagger
+from dagger import dag
+
+from . import postgres as pg
+
+SECRETS_DIR = "/run/secrets/openfga"
+EPHEMERAL_TLS_OUT = "/tls"
+EPHEMERAL_TLS_WORK = "/tmp/openfga-ca"  # the CA key stays here, never exported
+DEFAULT_HOSTNAMES = ("postgres", "localhost", "127.0.0.1")
+
+
+def _names(database: str, owner_role: str, migrator_role: str, app_role: str,
+           readonly_role: str) -> pg.Names:
+    return pg.Names(database=database, owner=owner_role, migrator=migrator_role,
+                    app=app_role, readonly=readonly_role)
+
+
+def postgres_image(
+    config: dagger.Directory,
+    *,
+    memory: str = f"{pg.DEFAULT_MEMORY_MIB}MiB",
+    max_connections: int = pg.DEFAULT_MAX_CONNECTIONS,
+    base: str = pg.POSTGRES_IMAGE,
+    database: str = pg.DEFAULT_DATABASE,
+    owner_role: str = pg.DEFAULT_ROLES["owner"],
+    migrator_role: str = pg.DEFAULT_ROLES["migrator"],
+    app_role: str = pg.DEFAULT_ROLES["app"],
+    readonly_role: str = pg.DEFAULT_ROLES["readonly"],
+) -> dagger.Container:
+    """The pinned official image with the config, init scripts and start script."""
+    memory_conf = pg.render_memory_conf(memory, max_connections)
+    names = _names(database, owner_role, migrator_role, app_role, readonly_role)
+    ctr = (
+        dag.container()
+        .from_(pg.check_image_pinned(base))
+        .with_directory(pg.CONFIG_DIR, config, include=list(pg.CONFIG_FILES))
+        # Rendered, not copied: --memory decides it (images/postgres/memory.conf
+        # is the same renderer's 1 GiB output, for plain PostgreSQL).
+        .with_new_file(f"{pg.CONFIG_DIR}/memory.conf", memory_conf, permissions=0o644)
+        .with_directory(pg.INITDB_DIR, config.directory("initdb.d"))
+        .with_file(pg.ENTRYPOINT, config.file(pg.START_SCRIPT), permissions=0o755)
+        .with_exec(pg.prune_args())
+        .with_exec(["mkdir", "-p", pg.VOLUME])
+        .with_exec(pg.config_check_args(pg.CONFIG_DIR))
+        .with_entrypoint([pg.ENTRYPOINT])
+        .with_default_args([])
+        .with_exposed_port(pg.PORT, description="PostgreSQL (TLS only for network logins)")
+        .with_label("org.opencontainers.image.title", "openfga-postgres")
+        .with_label("org.opencontainers.image.description",
+                    "PostgreSQL for OpenFGA: hardened config, roles, TLS")
+        .with_label("org.opencontainers.image.base.name", base)
+    )
+    for name, value in {**pg.IMAGE_ENV, **names.env()}.items():
+        ctr = ctr.with_env_variable(name, value)
+    return ctr
+
+
+def postgres_rootfs(
+    config: dagger.Directory,
+    *,
+    memory: str = f"{pg.DEFAULT_MEMORY_MIB}MiB",
+    max_connections: int = pg.DEFAULT_MAX_CONNECTIONS,
+    base: str = pg.POSTGRES_IMAGE,
+) -> dagger.Directory:
+    """The image's filesystem for Unikraft base-compat (kraftfiles/postgres/Kraftfile
+    points at it once exported to kraftfiles/postgres/rootfs)."""
+    image = postgres_image(config, memory=memory, max_connections=max_connections, base=base)
+    return image.rootfs()
+
+
+def ephemeral_tls(
+    hostnames: list[str] | tuple[str, ...] = DEFAULT_HOSTNAMES,
+    *,
+    base: str = pg.POSTGRES_IMAGE,
+) -> dagger.Directory:
+    """A throwaway CA and a server certificate for ``hostnames``: ca.crt,
+    server.crt, server.key. For tests only (the key lives in the Dagger cache);
+    the image's openssl runs the same commands the tests run locally."""
+    commands = pg.tls_commands(EPHEMERAL_TLS_OUT, EPHEMERAL_TLS_WORK, list(hostnames))
+    ctr = dag.container().from_(pg.check_image_pinned(base))
+    for cmd in commands:
+        ctr = ctr.with_exec(cmd)
+    return ctr.directory(EPHEMERAL_TLS_OUT)
+
+
+def postgres_service(
+    config: dagger.Directory,
+    migrator_password: dagger.Secret,
+    app_password: dagger.Secret,
+    readonly_password: dagger.Secret,
+    *,
+    tls_cert: dagger.File | None = None,
+    tls_key: dagger.Secret | None = None,
+    hostnames: list[str] | tuple[str, ...] = DEFAULT_HOSTNAMES,
+    memory: str = f"{pg.DEFAULT_MEMORY_MIB}MiB",
+    max_connections: int = pg.DEFAULT_MAX_CONNECTIONS,
+    base: str = pg.POSTGRES_IMAGE,
+    database: str = pg.DEFAULT_DATABASE,
+    owner_role: str = pg.DEFAULT_ROLES["owner"],
+    migrator_role: str = pg.DEFAULT_ROLES["migrator"],
+    app_role: str = pg.DEFAULT_ROLES["app"],
+    readonly_role: str = pg.DEFAULT_ROLES["readonly"],
+) -> dagger.Service:
+    """An ephemeral PostgreSQL (fresh volume each run) with the same config and init,
+    listening on 5432 with TLS: the given certificate and key, or, with neither,
+    a certificate from :func:`ephemeral_tls` for ``hostnames`` (bind the service
+    under one of them, e.g. ``with_service_binding("postgres", svc)``; clients
+    verify with ``ephemeral_tls(hostnames).file("ca.crt")``)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise pg.PostgresConfigError(
+            "give both --tls-cert and --tls-key, or neither for an ephemeral test CA"
+        )
+    ctr = postgres_image(
+        config, memory=memory, max_connections=max_connections, base=base, database=database,
+        owner_role=owner_role, migrator_role=migrator_role, app_role=app_role,
+        readonly_role=readonly_role,
+    )
+    crt, key = f"{pg.TLS_DIR}/{pg.SERVER_CERT}", f"{pg.TLS_DIR}/{pg.SERVER_KEY}"
+    if tls_cert is None or tls_key is None:
+        tls = ephemeral_tls(hostnames, base=base)
+        ctr = ctr.with_file(crt, tls.file(pg.SERVER_CERT), permissions=0o644).with_file(
+            key, tls.file(pg.SERVER_KEY), permissions=0o600
+        )
+    else:
+        ctr = ctr.with_file(crt, tls_cert, permissions=0o644).with_mounted_secret(
+            key, tls_key, owner="postgres", mode=0o600
+        )
+    secrets = {"migrator": migrator_password, "app": app_password, "readonly": readonly_password}
+    for kind, secret in secrets.items():
+        path = f"{SECRETS_DIR}/{kind}"
+        ctr = ctr.with_mounted_secret(path, secret, mode=0o400).with_env_variable(
+            pg.PASSWORD_ENV[kind] + "_FILE", path
+        )
+    return ctr.as_service(use_entrypoint=True)
