@@ -1,0 +1,365 @@
+"""``openfga migrate``: the command, its environment, and what its output means.
+
+Plain module (no dagger import). The ``migrate`` function runs
+:func:`migrate_command` in the openfga-image with the datastore URI in
+``OPENFGA_DATASTORE_URI`` from a secret (never in argv, where process lists,
+logs and the Dagger UI show it); the integration tests run the same command
+with the real binary. Facts from OpenFGA v1.22.1 (cmd/migrate,
+pkg/storage/migrate) and goose v3.28:
+
+- every migrate flag also reads ``OPENFGA_<FLAG>`` (viper AutomaticEnv), so a
+  stray numeric ``OPENFGA_VERSION`` becomes ``--version`` and migrates *down*;
+  ``OPENFGA_DATASTORE_USERNAME``/``_PASSWORD`` silently override the URI's.
+  :data:`UNSAFE_ENV` lists what to remove; flags in argv beat env anyway.
+- ``--timeout`` only bounds connecting (ping retries); the whole run needs its
+  own bound, :data:`RUN_TIMEOUT`.
+- logs go to stdout (JSON with ``--log-format json``): ``db info`` carries the
+  revision found before migrating. goose itself logs nothing, so the revision
+  *reached* is read by a second, no-op pass (its "current version") or from the
+  ``goose_db_version`` table (:func:`read_revision`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+from .image import BINARY_PATH
+
+URI_ENV = "OPENFGA_DATASTORE_URI"
+PASSWORD_ENV = "OPENFGA_DATASTORE_PASSWORD"  # noqa: S105 (a name; overrides the URI's password)
+# Env vars `openfga migrate` reads on its own. Remove them before setting ours.
+UNSAFE_ENV = (
+    "OPENFGA_VERSION",
+    "OPENFGA_DATASTORE_ENGINE",
+    "OPENFGA_DATASTORE_URI",
+    "OPENFGA_DATASTORE_USERNAME",
+    "OPENFGA_DATASTORE_PASSWORD",
+    "OPENFGA_TIMEOUT",
+    "OPENFGA_VERBOSE",
+)
+CONNECT_TIMEOUT = 30  # seconds migrate keeps retrying to reach the database
+RUN_TIMEOUT = 600  # seconds for the whole run (a lock wait must not hang a release)
+# Where the Dagger function redirects output, so the raw text (which can hold
+# a fragment of a malformed URI) reaches no log before it is redacted.
+STDOUT_PATH = "/tmp/openfga-migrate.out"
+STDERR_PATH = "/tmp/openfga-migrate.err"
+# A per-run value (not OPENFGA_-prefixed, so OpenFGA ignores it) that keeps the
+# engine from answering the run, or its verification pass, from the exec cache.
+RUN_ID_ENV = "MIGRATE_RUN_ID"
+MIGRATOR_ROLE = "openfga_migrator"
+APP_ROLE = "openfga_app"
+READONLY_ROLE = "openfga_readonly"
+_SEMVER = re.compile(r"^v?\d+\.\d+")
+
+
+class MigrateError(RuntimeError):
+    """Migrate failed: ``str()`` is one sentence with the fix; ``detail`` is redacted output."""
+
+    def __init__(self, sentence: str, detail: str = "") -> None:
+        super().__init__(sentence)
+        self.detail = detail
+
+
+def check_target(version: int | str | None) -> int | None:
+    """A schema revision to migrate to (None: the newest), or a clear error."""
+    if version is None or version == "":
+        return None
+    text = str(version).strip()
+    if _SEMVER.match(text):
+        raise MigrateError(
+            f"--version {text} looks like a release tag, but migrate's --version is a schema "
+            "revision (a number such as 6); omit it to migrate to the newest schema"
+        )
+    if not text.isdigit() or int(text) < 1:
+        raise MigrateError(
+            f"--version {text!r} is not a schema revision: give a positive number such as 6, "
+            "or omit it to migrate to the newest schema"
+        )
+    return int(text)
+
+
+def check_migrator_user(user: str, refused: Sequence[str] = (APP_ROLE, READONLY_ROLE)) -> str:
+    """Refuse to migrate as a role meant for the server or for reading.
+
+    The database refuses such a role whenever there is DDL to run; this names
+    the mistake even when the schema is already current (a no-op that succeeds).
+    """
+    if user in refused:
+        raise MigrateError(
+            f"{user} may not run migrations: it is a least-privilege role (rows only); run "
+            f"migrate as {MIGRATOR_ROLE}, whose session acts as the schema owner"
+        )
+    return user
+
+
+def migrate_command(
+    version: int | None = None, *, binary: str = BINARY_PATH, connect_timeout: int = CONNECT_TIMEOUT
+) -> list[str]:
+    """argv for ``openfga migrate``; ``--version`` only when the caller asks for a revision."""
+    argv = [
+        binary, "migrate",
+        "--datastore-engine", "postgres",
+        "--timeout", f"{int(connect_timeout)}s",
+        "--log-format", "json",
+        "--log-level", "info",
+    ]
+    target = check_target(version)
+    if target is not None:
+        argv += ["--version", str(target)]
+    return argv
+
+
+def clean_env(base: Mapping[str, str], **ours: str) -> dict[str, str]:
+    """``base`` without any OPENFGA_* variable, plus ``ours`` (for running the binary locally)."""
+    env = {k: v for k, v in base.items() if not k.startswith("OPENFGA_")}
+    env.update(ours)
+    return env
+
+
+@dataclass(frozen=True)
+class MigrateLog:
+    """What one ``openfga migrate`` run said it did."""
+
+    before: int | None  # the revision found ("db info" / "current version")
+    target: int | None  # --version, when given
+    # No "changed": OpenFGA logs "migration done" even when there was nothing to do.
+
+
+@dataclass(frozen=True)
+class MigrateReport:
+    before: int | None
+    revision: int  # the schema revision reached
+    target: int | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.revision
+
+    def summary(self) -> str:
+        if not self.changed:
+            return f"schema already at revision {self.revision}: nothing to migrate"
+        return f"schema migrated from revision {self.before} to {self.revision}"
+
+
+def _records(stdout: str) -> Iterable[dict[str, Any]]:
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                yield rec
+
+
+def parse_log(stdout: str) -> MigrateLog:
+    before = target = None
+    for rec in _records(stdout):
+        msg = rec.get("msg")
+        if msg == "db info" and isinstance(rec.get("current version"), int):
+            before = rec["current version"]
+        elif msg == "migration to" and isinstance(rec.get("target version"), int):
+            target = rec["target version"]
+    return MigrateLog(before, target)
+
+
+def check_result(
+    returncode: int, stdout: str, stderr: str, secrets: Sequence[str] = ()
+) -> MigrateLog:
+    """The run's log if it succeeded; else :class:`MigrateError` (redacted, explained)."""
+    if returncode == 0:
+        log = parse_log(stdout)
+        if log.before is None:
+            raise MigrateError(
+                "openfga migrate exited 0 without reporting a schema revision: is the datastore "
+                "engine postgres and the binary an OpenFGA release?",
+                redact(stdout, secrets)[-2000:],
+            )
+        return log
+    text = redact(stderr + "\n" + stdout, secrets)
+    raise MigrateError(explain_failure(text), _tail(text))
+
+
+def report(first: MigrateLog, second: MigrateLog) -> MigrateReport:
+    """Combine a run with the no-op pass after it, which states the revision reached."""
+    if second.before is None:
+        raise MigrateError("the verification pass of openfga migrate reported no revision")
+    if first.target is not None and second.before != first.target:
+        raise MigrateError(
+            f"openfga migrate succeeded but the schema is at revision {second.before}, not "
+            f"{first.target}: another migrate may have run at the same time; run it once"
+        )
+    return MigrateReport(before=first.before, revision=second.before, target=first.target)
+
+
+def _relevant(text: str) -> list[str]:
+    """The lines that can carry an error: not cobra's usage text, not blank."""
+    return [
+        ln for ln in text.splitlines()
+        if ln.strip() and not ln.startswith(("Usage:", "Flags:", "  "))
+    ]
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    return "\n".join(_relevant(text)[-lines:])
+
+
+_URI_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s\"]*:)[^@\s\"]*@", re.IGNORECASE)
+# Go's url.Parse errors quote the start of the URI, which can be half a password.
+_GO_PARSE = re.compile(r'parse "[^"]*"')
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` without the given secrets (raw or URL-encoded) or any URI password."""
+    for secret in secrets:
+        if len(secret) >= 3:
+            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                text = text.replace(form, "***")
+    text = _GO_PARSE.sub('parse "<datastore URI, redacted>"', text)
+    return _URI_USERINFO.sub(r"\1***@", text)
+
+
+# (pattern in the error text, one sentence: what is wrong and how to fix it)
+_EXPLANATIONS: tuple[tuple[str, str], ...] = (
+    (r"playground only supports authn method",
+     "the playground cannot run with preshared-key authn: leave OPENFGA_PLAYGROUND_ENABLED "
+     "unset or false (the pipeline keeps it off)"),
+    (r"invalid database uri|invalid userinfo|invalid port|invalid URL escape",
+     "the datastore URI does not parse: percent-encode the user and password (@ : / ? # % and "
+     "spaces), e.g. build it with openfga_release.dsn.Dsn, or pass host, database, user and a "
+     "password secret instead of a URI"),
+    (r"password authentication failed for user \"?([\w.-]+)",
+     "PostgreSQL refused the password for role {0}: the datastore secret holds a wrong or "
+     "stale password; update the secret (or rotate the role's password) and run again"),
+    (r"no pg_hba\.conf entry|pg_hba\.conf rejects",
+     "PostgreSQL's pg_hba.conf refuses this connection: connect over TLS "
+     "(sslmode=require) as openfga_migrator or openfga_app, never as postgres"),
+    (r"role \"([\w.-]+)\" does not exist",
+     "role {0} does not exist on this PostgreSQL: create the roles with the project's init SQL "
+     "(images/postgres/initdb.d) or fix the user in the datastore URI"),
+    (r"database \"([\w.-]+)\" does not exist",
+     "database {0} does not exist: create it with the project's init SQL "
+     "(images/postgres/initdb.d) or fix the database name in the URI"),
+    (r"permission denied for database",
+     "the role may not connect to this database: GRANT CONNECT to it (the project's init SQL "
+     "does this for openfga_migrator, openfga_app and openfga_readonly)"),
+    (r"permission denied for (schema|table|sequence)|must be owner of",
+     "this role may not change the schema: run migrate as openfga_migrator (which acts as "
+     "openfga_owner); openfga_app only reads and writes rows and must never migrate"),
+    (r"datastore requires migrations|NOT_SERVING",
+     "the database schema is behind this OpenFGA version: run migrate first "
+     "(dagger call migrate ...) as openfga_migrator, then start or restart the server"),
+    (r"server refused TLS|server does not support SSL|SSL is not enabled|tls: ",
+     "the TLS handshake with PostgreSQL failed: the server needs a certificate for "
+     "sslmode=require, and sslmode=verify-full also needs sslrootcert with its CA"),
+    (r"no such host|server misbehaving",
+     "the database host name does not resolve from here: check it (a <name>.internal name "
+     "only resolves inside the same KraftCloud compose project or network)"),
+    (r"connection refused",
+     "nothing accepts connections at the database host and port: start PostgreSQL, or fix "
+     "the host/port in the datastore URI"),
+    (r"i/o timeout|timeout|deadline exceeded|timed out",
+     "the database did not answer before the timeout: check that PostgreSQL runs and that the "
+     "network allows this connection (use a <name>.internal name, never a private IP that "
+     "changes on redeploy)"),
+)
+
+
+def explain_failure(text: str, what: str = "openfga migrate") -> str:
+    """One plain sentence naming what went wrong and how to fix it."""
+    lines = _relevant(text)
+    relevant = "\n".join(lines)
+    for pattern, sentence in _EXPLANATIONS:
+        found = re.search(pattern, relevant, re.IGNORECASE)
+        if found:
+            return sentence.format(*found.groups())
+    first = next((ln for ln in lines if ln.startswith(("panic:", "Error:", "fatal"))), None)
+    cause = (first or (lines[-1] if lines else "no output")).strip()
+    return f"{what} failed: {cause}"
+
+
+class _Cursor(Protocol):
+    def execute(self, query: str, /) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchone(self) -> Any: ...
+
+
+class _Connection(Protocol):
+    def cursor(self) -> Any: ...
+
+
+# The rows goose reads, newest first; revision_from_rows applies goose's rule.
+REVISION_QUERY = "SELECT version_id, is_applied FROM goose_db_version ORDER BY id DESC"
+
+
+def revision_from_rows(rows: Iterable[tuple[int, bool]]) -> int:
+    """The current revision as goose computes it: the newest row per version decides."""
+    undone: set[int] = set()
+    for version, applied in rows:
+        if version in undone:
+            continue
+        if applied:
+            return int(version)
+        undone.add(version)
+    return 0
+
+
+def read_revision(conn: _Connection) -> int:
+    """The schema revision of a database (0 when never migrated), over any DB-API connection."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('goose_db_version') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute(REVISION_QUERY)
+        return revision_from_rows(cur.fetchall())
+
+
+def run_local(
+    binary: str,
+    datastore_env: Mapping[str, str],
+    version: int | None = None,
+    *,
+    connect_timeout: int = CONNECT_TIMEOUT,
+    timeout: float = RUN_TIMEOUT,
+    base_env: Mapping[str, str] | None = None,
+) -> MigrateReport:
+    """Run migrate as the ``migrate`` function does (run + no-op pass), with a local binary.
+
+    ``datastore_env`` holds :data:`URI_ENV` (and maybe :data:`PASSWORD_ENV`).
+    """
+    argv = migrate_command(version, binary=binary, connect_timeout=connect_timeout)
+    env = clean_env(os.environ if base_env is None else base_env, **datastore_env)
+    secrets = secrets_in(datastore_env)
+    first = _run_once(argv, env, timeout, secrets)
+    return report(first, _run_once(argv, env, timeout, secrets))
+
+
+def secrets_in(datastore_env: Mapping[str, str]) -> list[str]:
+    """Every value to redact: the env values and the decoded password inside the URI."""
+    out = [v for v in datastore_env.values() if v]
+    try:
+        password = urlsplit(datastore_env.get(URI_ENV, "")).password
+    except ValueError:
+        password = None
+    return [*out, unquote(password)] if password else out
+
+
+def _run_once(
+    argv: list[str], env: dict[str, str], timeout: float, secrets: list[str]
+) -> MigrateLog:
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MigrateError(
+            f"openfga migrate did not finish within {timeout:g}s: a lock held by another "
+            "session (or a hung connection) blocks it; check pg_stat_activity and run again"
+        ) from None
+    return check_result(proc.returncode, proc.stdout, proc.stderr, secrets)

@@ -1,0 +1,225 @@
+"""``openfga migrate``: argv, environment, log parsing, error explanations, redaction.
+
+The error texts below were produced by the real OpenFGA v1.22.1 binary against
+the project's PostgreSQL (test_migrate_pg.py reproduces each one live).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from openfga_release import migrate
+from openfga_release.dsn import Dsn
+from openfga_release.migrate import (
+    MigrateError,
+    MigrateLog,
+    check_migrator_user,
+    check_result,
+    check_target,
+    clean_env,
+    explain_failure,
+    migrate_command,
+    parse_log,
+    redact,
+    report,
+    revision_from_rows,
+)
+
+from tests.support.gobuild_local import ensure_openfga
+
+USAGE = (
+    "Usage:\n  openfga migrate [flags]\n\nFlags:\n"
+    "      --timeout duration   a timeout for the time it takes the migrate process to connect "
+    "to the database (default 1m0s)\n"
+    "      --version uint       the version to migrate to (if omitted the latest schema will be "
+    "used)\n"
+)
+CONNECT = "Error: failed to initialize database connection: failed to connect to "
+LOG_UP = (
+    '{"level":"info","timestamp":1795307264.2,"msg":"db info","build.version":"v1.22.1",'
+    '"current version":5}\n'
+    '{"level":"info","timestamp":1795307264.2,"msg":"running all migrations"}\n'
+    '{"level":"info","timestamp":1795307264.2,"msg":"migration done"}\n'
+)
+LOG_TO = (
+    '{"level":"info","msg":"db info","current version":0}\n'
+    '{"level":"info","msg":"migration to","target version":5}\n'
+    '{"level":"info","msg":"migration done"}\n'
+)
+REAL_ERRORS = {
+    "wrong password": (
+        CONNECT + "`user=openfga_migrator "
+        "database=openfga`: 127.0.0.1:58961 (127.0.0.1): failed SASL auth: FATAL: password "
+        'authentication failed for user "openfga_migrator" (SQLSTATE 28P01)'
+    ),
+    "down": (
+        CONNECT + "`user=openfga_migrator "
+        "database=openfga`:\n\t127.0.0.1:58961 (127.0.0.1): dial error: dial tcp 127.0.0.1:58961: "
+        "connect: connection refused"
+    ),
+    "app on empty": (
+        'Error: failed to get db version: ERROR: relation "goose_db_version" does not exist '
+        "(SQLSTATE 42P01); ERROR: permission denied for schema public (SQLSTATE 42501)"
+    ),
+    "app with work to do": (
+        "Error: failed to run migrations: ERROR 006_add_collate_index.sql: failed to run SQL "
+        'migration: failed to execute SQL query "CREATE INDEX CONCURRENTLY IF NOT EXISTS '
+        'idx_user_lookup on tuple (store);": ERROR: must be owner of table tuple (SQLSTATE 42501)'
+    ),
+    "no tls": (
+        CONNECT + "`user=openfga_migrator "
+        'database=openfga`: 127.0.0.1:58961 (127.0.0.1): server error: FATAL: pg_hba.conf rejects '
+        'connection for host "127.0.0.1", user "openfga_migrator", database "openfga", no '
+        "encryption (SQLSTATE 28000)"
+    ),
+    "no database": (
+        CONNECT + "`user=openfga_migrator "
+        'database=nodb`: 127.0.0.1:58961 (127.0.0.1): server error: FATAL: database "nodb" '
+        "does not exist (SQLSTATE 3D000)"
+    ),
+    "bad uri": (
+        'Error: invalid database uri: parse "postgres://migrator:p@ss:w/rd?": invalid port ":w" '
+        "after host"
+    ),
+}
+EXPECTED = {
+    "wrong password": "refused the password for role openfga_migrator",
+    "down": "nothing accepts connections at the database host and port",
+    "app on empty": "run migrate as openfga_migrator",
+    "app with work to do": "run migrate as openfga_migrator",
+    "no tls": "connect over TLS (sslmode=require)",
+    "no database": "database nodb does not exist",
+    "bad uri": "percent-encode the user and password",
+}
+
+
+def test_command_has_no_secret_and_version_only_when_asked() -> None:
+    argv = migrate_command()
+    assert argv == [
+        "/usr/bin/openfga", "migrate", "--datastore-engine", "postgres", "--timeout", "30s",
+        "--log-format", "json", "--log-level", "info",
+    ]
+    assert "--datastore-uri" not in argv and "--datastore-password" not in argv
+    pinned = migrate_command(6, binary="/x/openfga", connect_timeout=5)
+    assert pinned[0] == "/x/openfga" and pinned[-2:] == ["--version", "6"] and "5s" in pinned
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_no_version_means_newest(value: str | None) -> None:
+    assert check_target(value) is None
+    assert "--version" not in migrate_command(check_target(value))
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("v1.22.1", "looks like a release tag"), ("1.22", "looks like a release tag"),
+     ("0", "positive number"), ("-3", "positive number"), ("six", "positive number")],
+)
+def test_bad_versions_are_refused(value: str, fragment: str) -> None:
+    with pytest.raises(MigrateError, match=fragment):
+        migrate_command(value)  # type: ignore[arg-type]
+
+
+def test_unsafe_env_names_every_variable_migrate_reads_itself() -> None:
+    assert "OPENFGA_VERSION" in migrate.UNSAFE_ENV
+    assert {"OPENFGA_DATASTORE_USERNAME", "OPENFGA_DATASTORE_PASSWORD"} <= set(migrate.UNSAFE_ENV)
+    env = clean_env(
+        {"OPENFGA_VERSION": "1", "OPENFGA_DATASTORE_USERNAME": "postgres", "PATH": "/bin"},
+        OPENFGA_DATASTORE_URI="postgres://u@h/d",
+    )
+    assert env == {"PATH": "/bin", "OPENFGA_DATASTORE_URI": "postgres://u@h/d"}
+
+
+def test_app_and_readonly_roles_may_not_migrate() -> None:
+    assert check_migrator_user("openfga_migrator") == "openfga_migrator"
+    for role in ("openfga_app", "openfga_readonly"):
+        with pytest.raises(MigrateError, match="run migrate as openfga_migrator"):
+            check_migrator_user(role)
+    with pytest.raises(MigrateError):
+        check_migrator_user("svc_app", refused=("svc_app",))
+
+
+def test_log_parsing() -> None:
+    assert parse_log(LOG_UP) == MigrateLog(before=5, target=None)
+    assert parse_log(LOG_TO) == MigrateLog(before=0, target=5)
+    assert parse_log("not json\n{broken\n") == MigrateLog(None, None)
+
+
+def test_report_takes_the_revision_from_the_verification_pass() -> None:
+    r = report(MigrateLog(0, None), MigrateLog(6, None))
+    assert (r.before, r.revision, r.changed) == (0, 6, True)
+    assert r.summary() == "schema migrated from revision 0 to 6"
+    same = report(MigrateLog(6, None), MigrateLog(6, None))
+    assert not same.changed and same.summary() == "schema already at revision 6: nothing to migrate"
+    with pytest.raises(MigrateError, match="not 5"):
+        report(MigrateLog(0, 5), MigrateLog(6, 5))
+    with pytest.raises(MigrateError, match="no revision"):
+        report(MigrateLog(0, None), MigrateLog(None, None))
+
+
+def test_check_result_success_and_failure() -> None:
+    assert check_result(0, LOG_UP, "").before == 5
+    with pytest.raises(MigrateError, match="without reporting a schema revision"):
+        check_result(0, "", "")
+    with pytest.raises(MigrateError) as err:
+        check_result(1, "", REAL_ERRORS["wrong password"] + "\n" + USAGE)
+    assert "refused the password" in str(err.value)
+    assert "SQLSTATE 28P01" in err.value.detail and "Usage" not in err.value.detail
+
+
+@pytest.mark.parametrize("case", sorted(REAL_ERRORS))
+def test_real_failures_become_one_sentence_with_the_fix(case: str) -> None:
+    # cobra appends its usage text (which mentions "timeout") to every error.
+    sentence = explain_failure(REAL_ERRORS[case] + "\n" + USAGE)
+    assert EXPECTED[case] in sentence
+    assert "\n" not in sentence
+
+
+def test_timeouts_and_unknown_failures() -> None:
+    assert "did not answer before the timeout" in explain_failure(
+        "Error: failed to initialize database connection: dial tcp 10.0.1.229:5432: i/o timeout"
+    )
+    assert "not resolve" in explain_failure("dial tcp: lookup postgres.internal: no such host")
+    assert "schema is behind" in explain_failure(
+        "datastore requires migrations: at revision '3', but requires '4'. Run 'openfga migrate'."
+    )
+    unknown = explain_failure("Error: something new\n" + USAGE)
+    assert unknown == "openfga migrate failed: Error: something new"
+
+
+def test_redaction() -> None:
+    pw = "p@ss:w/rd?#%&= x"
+    dsn = Dsn(host="db.internal", database="openfga", user="openfga_migrator", password=pw)
+    text = f"uri={dsn.secret_uri()} raw={pw} " + REAL_ERRORS["bad uri"]
+    out = redact(text, [pw])
+    assert pw not in out and dsn.secret_uri() not in out
+    assert "p@ss" not in out and "p%40ss" not in out
+    assert "postgres://openfga_migrator:***@db.internal" in out
+    assert 'parse "<datastore URI, redacted>"' in out
+    # Text without secrets is left alone.
+    assert redact(REAL_ERRORS["down"]) == REAL_ERRORS["down"]
+
+
+def test_goose_revision_rule() -> None:
+    assert revision_from_rows([]) == 0
+    assert revision_from_rows([(6, True), (5, True), (0, True)]) == 6
+    # 6 was rolled back (newest row for 6 says not applied): current is 5.
+    assert revision_from_rows([(6, False), (6, True), (5, True), (0, True)]) == 5
+    assert revision_from_rows([(6, False), (5, False), (5, True), (6, True), (4, True)]) == 4
+
+
+@pytest.mark.integration
+def test_a_malformed_uri_never_reaches_the_report_unredacted() -> None:
+    # OpenFGA echoes the start of a URI it cannot parse: half a password.
+    pw = "p@ss:w/rd?#x"
+    raw = f"postgres://migrator:{pw}@127.0.0.1:1/openfga"
+    argv = migrate_command(binary=str(ensure_openfga()), connect_timeout=1)
+    proc = subprocess.run(
+        argv, env={"OPENFGA_DATASTORE_URI": raw}, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1 and "p@ss" in proc.stderr  # the leak we guard against
+    with pytest.raises(MigrateError) as err:
+        check_result(proc.returncode, proc.stdout, proc.stderr, [raw, pw])
+    assert "percent-encode" in str(err.value)
+    assert "p@ss" not in str(err.value) + err.value.detail
