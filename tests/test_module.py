@@ -75,3 +75,49 @@ def test_build_functions_keep_the_default_cache_policy(registration):
     fns = functions(registration)
     for name in ("build_openfga", "openfga_image"):
         assert not [s for s in fns[name] if s.name == "withCachePolicy"], name
+
+
+def test_side_effecting_functions_are_never_cached(registration):
+    fns = functions(registration)
+    for name in ("migrate", "smoke"):
+        policies = [s.args for s in fns[name] if s.name == "withCachePolicy"]
+        assert policies == [{"policy": "Never"}], name
+
+
+def test_e2e_is_a_check_with_the_repo_files_as_defaults(registration):
+    fns = functions(registration)
+    assert [s.name for s in fns["test_e2e"] if s.name == "withCheck"] == ["withCheck"]
+    args = args_of(fns["test_e2e"])
+    assert args["config"]["defaultPath"] == "/images/postgres"
+    assert args["overlay"]["defaultPath"] == "/images/openfga/rootfs"
+
+
+def test_secrets_are_secret_typed_arguments(registration):
+    """Passwords, URIs and keys can only be passed as dagger.Secret (env://, file://...)."""
+    fns = functions(registration)
+    for fn, arg in (
+        ("migrate", "datastore_uri"),
+        ("migrate", "password"),
+        ("smoke", "token"),
+        ("postgres_service", "migrator_password"),
+        ("postgres_service", "app_password"),
+        ("postgres_service", "readonly_password"),
+        ("postgres_service", "tls_key"),
+    ):
+        step = next(s for s in fns[fn] if s.name == "withArg" and s.args["name"] == arg)
+        kinds = [
+            s.args.get("name") for s in plan.chain(step.args["typeDef"]) if s.name == "withObject"
+        ]
+        assert kinds == ["Secret"], (fn, arg)
+
+
+def test_postgres_functions_read_the_repository_config(registration):
+    fns = functions(registration)
+    for name in ("postgres_image", "postgres_rootfs", "postgres_service", "test_e2e"):
+        assert args_of(fns[name])["config"]["defaultPath"] == "/images/postgres", name
+
+
+def test_every_function_is_documented(registration):
+    for name, chain in functions(registration).items():
+        docs = [s.args["description"] for s in chain if s.name == "withDescription"]
+        assert docs and docs[0].strip(), name

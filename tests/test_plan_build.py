@@ -106,11 +106,26 @@ def test_source_build_mounts_the_checkout_and_needs_a_label():
         ({"version": "main"}, UnknownVersionError),
         ({"go_image": "golang:latest"}, BuildInputError),
         ({"go_image": "golang"}, BuildInputError),
+        ({"go_image": "golang:1"}, BuildInputError),
+        ({"go_image": "golang:bookworm"}, BuildInputError),
     ],
 )
 def test_bad_input_fails_while_planning_before_any_build(kw, error):
     with pytest.raises(error):
         MOD.build_openfga(**kw)
+
+
+@pytest.mark.parametrize(
+    "go_image",
+    [
+        "golang:1.26.8-bookworm",
+        "golang:1.26",
+        "registry.example.com/go/golang:1.26.8",
+        "golang@sha256:" + "a" * 64,
+    ],
+)
+def test_pinned_go_images_are_accepted(go_image):
+    assert go_image in plan.images(MOD.build_openfga(go_image=go_image))
 
 
 def test_image_plan_scratch_layout_user_entrypoint_ports():

@@ -12,27 +12,39 @@ Repository files reach the pipeline as Directory arguments with a DefaultPath
 from __future__ import annotations
 
 import re
+import secrets
+import uuid
 from importlib import resources
 from typing import Annotated
 
+import anyio
 import dagger
-from dagger import DefaultPath, Doc, dag, function, object_type
+from dagger import DefaultPath, Doc, check, dag, function, object_type
 
-from . import image
+from . import image, openfga_server, smoke
+from . import migrate as migrations  # `migrate` is also a function of the module
+from . import postgres as pg
+from . import postgres_pipeline as pg_pipeline
+from .dsn import Dsn
 from .gobuild import BuildInputError, BuildRecipe
 from .releases import DEFAULT_VERSION, GO_IMAGE, release, to_epoch
 
-# Runs elfcheck.py on every binary before it is returned or packaged.
+# Runs elfcheck.py on every binary before it is returned or packaged, and smoke.py.
 PYTHON_IMAGE = "python:3.13-slim-bookworm"
+SMOKE_REQUIREMENTS = ["httpx==0.28.1"]  # smoke.py needs only httpx beside the stdlib
+POSTGRES_ALIAS = "postgres"  # how the e2e check's OpenFGA reaches its database
+OPENFGA_ALIAS = "openfga"
 GOMODCACHE = "/go/pkg/mod"
 GOCACHE = "/root/.cache/go-build"
-_PINNED_IMAGE = re.compile(r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
+_IMAGE_REF = re.compile(r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
+_VERSION_TAG = re.compile(r"^\d+\.\d+[\w.-]*$")  # 1.26.8-bookworm, 3.13-slim-bookworm
 
 
 def _check_pinned(ref: str) -> str:
-    """An image reference must name a tag other than 'latest', or a digest."""
+    """An image reference must name a MAJOR.MINOR version tag or a digest: not 'latest', not '1'."""
     name, _, tag = ref.partition("@")[0].rpartition(":")
-    if not _PINNED_IMAGE.match(ref) or ("@sha256:" not in ref and (not name or tag == "latest")):
+    pinned = "@sha256:" in ref or (name and _VERSION_TAG.match(tag))
+    if not _IMAGE_REF.match(ref) or not pinned:
         raise BuildInputError(
             f"image {ref!r} is not pinned: name a version tag or a digest "
             f"(for example {GO_IMAGE!r}) so the same inputs give the same bytes"
@@ -42,6 +54,11 @@ def _check_pinned(ref: str) -> str:
 
 def _cache_key(ref: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", ref)
+
+
+PostgresConfig = Annotated[
+    dagger.Directory, Doc("the images/postgres directory"), DefaultPath("/images/postgres")
+]
 
 
 @object_type
@@ -217,3 +234,254 @@ class OpenfgaRelease:
         for name, value in image.labels(recipe.version, recipe.commit, recipe.date).items():
             ctr = ctr.with_label(name, value)
         return ctr
+
+    # -- PostgreSQL ----------------------------------------------------------------
+    # `config` is the repository's images/postgres: the same files the tests run
+    # on a real server and a plain-PostgreSQL user copies.
+
+    @function
+    def postgres_image(
+        self,
+        config: PostgresConfig,
+        memory: Annotated[str, Doc("memory the config is sized for, e.g. 1GiB")] = "1GiB",
+        max_connections: Annotated[int, Doc("max_connections")] = pg.DEFAULT_MAX_CONNECTIONS,
+        base: Annotated[str, Doc("pinned official postgres image")] = pg.POSTGRES_IMAGE,
+        database: Annotated[str, Doc("database for OpenFGA")] = pg.DEFAULT_DATABASE,
+        owner_role: Annotated[str, Doc("NOLOGIN owner")] = pg.DEFAULT_ROLES["owner"],
+        migrator_role: Annotated[str, Doc("runs migrate")] = pg.DEFAULT_ROLES["migrator"],
+        app_role: Annotated[str, Doc("DML only, for openfga run")] = pg.DEFAULT_ROLES["app"],
+        readonly_role: Annotated[str, Doc("SELECT only")] = pg.DEFAULT_ROLES["readonly"],
+    ) -> dagger.Container:
+        """PostgreSQL for OpenFGA: hardened config, 4 least-privilege roles, TLS, SCRAM."""
+        return pg_pipeline.postgres_image(
+            config, memory=memory, max_connections=max_connections, base=base,
+            database=database, owner_role=owner_role, migrator_role=migrator_role,
+            app_role=app_role, readonly_role=readonly_role,
+        )  # fmt: skip
+
+    @function
+    def postgres_rootfs(
+        self,
+        config: PostgresConfig,
+        memory: Annotated[str, Doc("memory the config is sized for, e.g. 1GiB")] = "1GiB",
+        max_connections: Annotated[int, Doc("max_connections")] = pg.DEFAULT_MAX_CONNECTIONS,
+        base: Annotated[str, Doc("pinned official postgres image")] = pg.POSTGRES_IMAGE,
+    ) -> dagger.Directory:
+        """The Unikraft base-compat root filesystem (export to kraftfiles/postgres/rootfs)."""
+        return pg_pipeline.postgres_rootfs(
+            config, memory=memory, max_connections=max_connections, base=base
+        )
+
+    @function
+    def postgres_service(
+        self,
+        migrator_password: Annotated[dagger.Secret, Doc("openfga_migrator's password")],
+        app_password: Annotated[dagger.Secret, Doc("openfga_app's password")],
+        readonly_password: Annotated[dagger.Secret, Doc("openfga_readonly's password")],
+        config: PostgresConfig,
+        tls_cert: Annotated[dagger.File | None, Doc("server certificate (PEM)")] = None,
+        tls_key: Annotated[dagger.Secret | None, Doc("server key (PEM), as a secret")] = None,
+        memory: Annotated[str, Doc("memory the config is sized for, e.g. 1GiB")] = "1GiB",
+    ) -> dagger.Service:
+        """An ephemeral PostgreSQL (fresh volume) with the same config and init, TLS on 5432.
+
+        Without --tls-cert/--tls-key it uses a throwaway CA (see postgres-test-tls)."""
+        return pg_pipeline.postgres_service(
+            config, migrator_password, app_password, readonly_password,
+            tls_cert=tls_cert, tls_key=tls_key, memory=memory,
+        )  # fmt: skip
+
+    @function
+    def postgres_test_tls(
+        self,
+        hostnames: Annotated[
+            list[str] | None, Doc("names the certificate is for (default: postgres, localhost)")
+        ] = None,
+    ) -> dagger.Directory:
+        """A throwaway CA and server certificate (ca.crt, server.crt, server.key): tests only."""
+        return pg_pipeline.ephemeral_tls(hostnames or pg_pipeline.DEFAULT_HOSTNAMES)
+
+    # -- migrate -----------------------------------------------------------------
+
+    async def _datastore_env(
+        self,
+        ctr: dagger.Container,
+        datastore_uri: dagger.Secret | None,
+        host: str,
+        port: int,
+        database: str,
+        user: str,
+        password: dagger.Secret | None,
+        sslmode: str,
+    ) -> dagger.Container:
+        """Point ``ctr`` at the datastore; every check runs here, before any connection.
+
+        A full URI stays a secret (it is read once, locally, only to check it);
+        with host/user, the URI holds no password and OpenFGA takes the password
+        from OPENFGA_DATASTORE_PASSWORD, so it never needs percent-encoding.
+        """
+        if (datastore_uri is None) == (not host):
+            raise migrations.MigrateError(
+                "give the datastore either as --datastore-uri env://VAR (a secret) or as "
+                "--host with --password env://VAR, not both and not neither"
+            )
+        for name in migrations.UNSAFE_ENV:
+            ctr = ctr.without_env_variable(name)
+        if datastore_uri is not None:
+            dsn = Dsn.parse(await datastore_uri.plaintext())
+            migrations.check_migrator_user(dsn.user)
+            return ctr.with_secret_variable(migrations.URI_ENV, datastore_uri)
+        if password is None:
+            raise migrations.MigrateError("--host needs --password env://VAR (a secret)")
+        dsn = Dsn(host, database, migrations.check_migrator_user(user), port=port, sslmode=sslmode)
+        return ctr.with_env_variable(migrations.URI_ENV, dsn.public_uri()).with_secret_variable(
+            migrations.PASSWORD_ENV, password
+        )
+
+    async def _migrate_once(self, ctr: dagger.Container, argv: list[str]) -> migrations.MigrateLog:
+        # A fresh run id: the engine must run migrate, not answer from its exec cache.
+        ran = ctr.with_env_variable(migrations.RUN_ID_ENV, uuid.uuid4().hex).with_exec(
+            argv,
+            redirect_stdout=migrations.STDOUT_PATH,
+            redirect_stderr=migrations.STDERR_PATH,
+            expect=dagger.ReturnType.ANY,
+        )
+        code = await ran.exit_code()
+        out = await ran.file(migrations.STDOUT_PATH).contents()
+        err = await ran.file(migrations.STDERR_PATH).contents()
+        return migrations.check_result(code, out, err)
+
+    async def _run_migrate(
+        self, ctr: dagger.Container, target: int | None, timeout: int
+    ) -> migrations.MigrateReport:
+        """Migrate, then a no-op pass that states the revision reached; bounded in time."""
+        with anyio.fail_after(timeout):
+            first = await self._migrate_once(ctr, migrations.migrate_command(target))
+            second = await self._migrate_once(ctr, migrations.migrate_command())
+        return migrations.report(first, second)
+
+    @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
+    async def migrate(
+        self,
+        datastore_uri: Annotated[
+            dagger.Secret | None, Doc("full postgres:// URI, as a secret (env://VAR)")
+        ] = None,
+        host: Annotated[str, Doc("database host, instead of --datastore-uri")] = "",
+        port: Annotated[int, Doc("database port")] = 5432,
+        database: Annotated[str, Doc("database name")] = "openfga",
+        user: Annotated[str, Doc("migrator role")] = migrations.MIGRATOR_ROLE,
+        password: Annotated[dagger.Secret | None, Doc("the role's password (with --host)")] = None,
+        sslmode: Annotated[str, Doc("require or stricter for public hosts")] = "",
+        schema_revision: Annotated[
+            int | None, Doc("migrate to this schema revision (default: the newest)")
+        ] = None,
+        timeout: Annotated[int, Doc("seconds for the whole run")] = migrations.RUN_TIMEOUT,
+        version: Annotated[str, Doc("OpenFGA release whose migrations to run")] = "",
+        overlay: Annotated[dagger.Directory | None, DefaultPath("/images/openfga/rootfs")] = None,
+    ) -> str:
+        """Run `openfga migrate` as the migrator role; reports the schema revision reached."""
+        target = migrations.check_target(schema_revision)
+        ctr = await self._datastore_env(
+            self.openfga_image(version=version, overlay=overlay),
+            datastore_uri,
+            host,
+            port,
+            database,
+            user,
+            password,
+            sslmode,
+        )
+        return (await self._run_migrate(ctr, target, timeout)).summary()
+
+    # -- smoke and the end-to-end check ------------------------------------------
+
+    def _smoke_runner(self, token: dagger.Secret | None) -> dagger.Container:
+        """A pinned Python with httpx and smoke.py; the key arrives only as a secret."""
+        script = resources.files(__package__).joinpath("smoke.py").read_text()
+        ctr = (
+            dag.container()
+            .from_(PYTHON_IMAGE)
+            .with_mounted_cache("/root/.cache/pip", dag.cache_volume("openfga-release-pip"))
+            .with_exec(["pip", "install", "--disable-pip-version-check", *SMOKE_REQUIREMENTS])
+            .with_new_file("/smoke/smoke.py", script)
+        )
+        if token is not None:
+            ctr = ctr.with_secret_variable(smoke.TOKEN_ENV, token)
+        return ctr
+
+    @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
+    async def smoke(
+        self,
+        url: Annotated[str, Doc("OpenFGA HTTP API, e.g. https://fga.example.com")],
+        token: Annotated[dagger.Secret | None, Doc("preshared key (env://FGA_TOKEN)")] = None,
+        service: Annotated[
+            dagger.Service | None,
+            Doc("bind a service as host 'openfga' (e.g. tcp://localhost:8080 for a local server)"),
+        ] = None,
+        wait: Annotated[float, Doc("seconds to wait for /healthz to say SERVING")] = 30,
+    ) -> str:
+        """Smoke-test any OpenFGA endpoint: health, store, model, tuples, checks; cleans up."""
+        ctr = self._smoke_runner(token)
+        if service is not None:
+            ctr = ctr.with_service_binding(OPENFGA_ALIAS, service)
+        return await ctr.with_exec(smoke.smoke_command(url, wait=wait)).stdout()
+
+    def _openfga_service(
+        self,
+        openfga: dagger.Container,
+        app_uri: str,
+        app_password: dagger.Secret,
+        key: dagger.Secret,
+        schema: migrations.MigrateReport,
+    ) -> dagger.Service:
+        """OpenFGA as the DML-only app role, preshared-key authn, no playground, JSON logs."""
+        ctr = openfga
+        for name, value in openfga_server.server_env().items():
+            ctr = ctr.with_env_variable(name, value)
+        return (
+            ctr.with_env_variable(migrations.URI_ENV, app_uri)
+            .with_secret_variable(migrations.PASSWORD_ENV, app_password)
+            .with_secret_variable(openfga_server.PRESHARED_KEYS_ENV, key)
+            # Ties the server to the migration it follows (and documents it in the plan).
+            .with_env_variable("OPENFGA_RELEASE_SCHEMA_REVISION", str(schema.revision))
+            .with_exposed_port(openfga_server.HTTP_PORT)
+            .as_service(args=openfga_server.server_command())
+        )
+
+    @function
+    @check
+    async def test_e2e(
+        self,
+        config: PostgresConfig,
+        overlay: Annotated[dagger.Directory | None, DefaultPath("/images/openfga/rootfs")] = None,
+        version: Annotated[str, Doc("OpenFGA release to test")] = "",
+    ) -> str:
+        """Ephemeral PostgreSQL, migrate as openfga_migrator, OpenFGA as openfga_app, smoke."""
+        passwords = {
+            role: dag.set_secret(f"e2e-{role}-password", secrets.token_urlsafe(24))
+            for role in ("migrator", "app", "readonly")
+        }
+        database = pg_pipeline.postgres_service(
+            config, passwords["migrator"], passwords["app"], passwords["readonly"]
+        )
+        image_ctr: dagger.Container = self.openfga_image(version=version, overlay=overlay)
+        openfga = image_ctr.with_service_binding(POSTGRES_ALIAS, database)
+
+        def uri(role: str) -> str:
+            return Dsn(POSTGRES_ALIAS, "openfga", role, sslmode="require").public_uri()
+
+        migrator = openfga.with_env_variable(migrations.URI_ENV, uri(migrations.MIGRATOR_ROLE))
+        migrator = migrator.with_secret_variable(migrations.PASSWORD_ENV, passwords["migrator"])
+        schema = await self._run_migrate(migrator, None, migrations.RUN_TIMEOUT)
+
+        key = dag.set_secret("e2e-preshared-key", openfga_server.new_preshared_key())
+        server = self._openfga_service(
+            openfga, uri(migrations.APP_ROLE), passwords["app"], key, schema
+        )
+        out = await (
+            self._smoke_runner(key)
+            .with_service_binding(OPENFGA_ALIAS, server)
+            .with_exec(smoke.smoke_command(f"http://{OPENFGA_ALIAS}:{openfga_server.HTTP_PORT}"))
+            .stdout()
+        )
+        return f"{schema.summary()}\n{out}"

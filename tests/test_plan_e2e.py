@@ -1,0 +1,283 @@
+"""Plan tests for migrate, smoke and test-e2e, offline on the real SDK.
+
+These functions await results (exit codes, stdout), which needs an engine. The
+tests replace only those awaited leaves (`Container.exit_code/stdout`,
+`File.contents`, `Secret.plaintext`) with recorders, so everything the module
+builds before and around them is the real plan.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import dagger
+import pytest
+from dagger import dag
+from openfga_release import OpenfgaRelease, main, migrate, openfga_server, smoke
+from openfga_release.dsn import DsnError
+from openfga_release.migrate import MigrateError
+
+from tests import plan
+
+MOD = OpenfgaRelease()
+PASSWORD = "Sup3r/s3cret@pass#word"
+
+
+def db_info(revision: int) -> str:
+    return json.dumps({"level": "info", "msg": "db info", "current version": revision})
+
+
+@dataclass
+class FakeEngine:
+    """Answers the awaited leaves; records the containers they were asked on."""
+
+    revisions: list[int] = field(default_factory=lambda: [0, 6])
+    uri: str = ""
+    exec_containers: list[dagger.Container] = field(default_factory=list)
+    stdout_containers: list[dagger.Container] = field(default_factory=list)
+
+    def install(self, mp: pytest.MonkeyPatch) -> FakeEngine:
+        engine = self
+
+        async def exit_code(ctr):
+            engine.exec_containers.append(ctr)
+            return 0
+
+        async def contents(file):
+            path = plan.chain(file)[-1].args["path"]
+            if path == migrate.STDOUT_PATH:
+                return db_info(engine.revisions[(len(engine.exec_containers) - 1) % 2])
+            return ""
+
+        async def stdout(ctr):
+            engine.stdout_containers.append(ctr)
+            return "smoke: ok"
+
+        async def plaintext(secret):
+            return engine.uri
+
+        mp.setattr(dagger.Container, "exit_code", exit_code)
+        mp.setattr(dagger.File, "contents", contents)
+        mp.setattr(dagger.Container, "stdout", stdout)
+        mp.setattr(dagger.Secret, "plaintext", plaintext)
+        return self
+
+
+@pytest.fixture
+def engine(monkeypatch) -> FakeEngine:
+    return FakeEngine().install(monkeypatch)
+
+
+def run(fn, *args, **kw):
+    return anyio.run(lambda: fn(*args, **kw))
+
+
+def migrate_execs(ctr) -> list[list[str]]:
+    return [s.args["args"] for s in plan.chain(ctr) if s.name == "withExec"]
+
+
+def test_migrate_with_host_and_secret_password(engine):
+    password = dag.set_secret("pw", PASSWORD)
+    out = run(MOD.migrate, host="db.example.com", password=password, overlay=dag.directory())
+    assert out == "schema migrated from revision 0 to 6"
+    first, second = engine.exec_containers
+    assert migrate_execs(first)[-1] == migrate.migrate_command()
+    assert "--version" not in migrate_execs(first)[-1]
+    env = plan.env_of(first)
+    # Public host: sslmode=require by default; the URI names the migrator, holds no password.
+    assert env[migrate.URI_ENV] == (
+        "postgres://openfga_migrator@db.example.com:5432/openfga?sslmode=require&connect_timeout=10"
+    )
+    secret_vars = {
+        s.args["name"]: s.args["secret"]
+        for s in plan.chain(first)
+        if s.name == "withSecretVariable"
+    }
+    assert secret_vars == {migrate.PASSWORD_ENV: password}
+    # Everything that could move the schema is unset before ours is set.
+    unset = [s.args["name"] for s in plan.chain(first) if s.name == "withoutEnvVariable"]
+    assert set(migrate.UNSAFE_ENV) <= set(unset)
+    assert "OPENFGA_VERSION" not in env
+    # Two runs, each with its own id so neither comes from the exec cache.
+    assert env[migrate.RUN_ID_ENV] != plan.env_of(second)[migrate.RUN_ID_ENV]
+    assert not any(PASSWORD in text for text in plan.plain_strings(first) if text != PASSWORD)
+
+
+def test_migrate_output_is_redirected_and_any_exit_code_is_read(engine):
+    run(MOD.migrate, host="10.0.0.5", password=dag.set_secret("pw", PASSWORD))
+    exec_step = [s for s in plan.chain(engine.exec_containers[0]) if s.name == "withExec"][-1]
+    assert exec_step.args["redirectStdout"] == migrate.STDOUT_PATH
+    assert exec_step.args["redirectStderr"] == migrate.STDERR_PATH
+    assert exec_step.args["expect"] == "ANY"
+
+
+def test_migrate_runs_in_the_openfga_image(engine):
+    run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD))
+    ctr = engine.exec_containers[0]
+    assert plan.chain(ctr)[0].args == {"platform": "linux/amd64"}
+    assert plan.chain(ctr)[1].name == "withRootfs"
+
+
+def test_migrate_to_a_revision_only_when_asked(engine):
+    engine.revisions = [6, 3]
+    out = run(
+        MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD), schema_revision=3
+    )
+    first, second = engine.exec_containers
+    assert migrate_execs(first)[-1][-2:] == ["--version", "3"]
+    assert "--version" not in migrate_execs(second)[-1]  # the verification pass only reads
+    assert out == "schema migrated from revision 6 to 3"
+
+
+def test_migrate_with_a_secret_uri_is_checked_before_it_runs(engine):
+    uri = dag.set_secret("uri", "postgres://openfga_migrator:x@db.example.com/openfga")
+    engine.uri = "postgres://openfga_migrator:x@db.example.com/openfga?sslmode=require"
+    run(MOD.migrate, datastore_uri=uri)
+    secret_vars = [
+        s.args for s in plan.chain(engine.exec_containers[0]) if s.name == "withSecretVariable"
+    ]
+    assert secret_vars == [{"name": migrate.URI_ENV, "secret": uri}]
+    assert migrate.URI_ENV not in plan.env_of(engine.exec_containers[0])
+
+
+@pytest.mark.parametrize(
+    ("uri", "error", "match"),
+    [
+        (
+            "postgres://openfga_migrator:x@db.example.com/openfga?sslmode=disable",
+            DsnError,
+            "sslmode=disable",
+        ),
+        ("postgres://openfga_app:x@db.internal/openfga", MigrateError, "openfga_app may not"),
+        ("postgres://openfga_migrator:pa/ss#1@db.internal/openfga", DsnError, "percent-encoded"),
+    ],
+)
+def test_bad_secret_uri_fails_before_any_run_without_showing_it(engine, uri, error, match):
+    engine.uri = uri
+    with pytest.raises(error, match=match) as err:
+        run(MOD.migrate, datastore_uri=dag.set_secret("uri", uri))
+    assert ":x@" not in str(err.value) and "pa/ss" not in str(err.value)
+    assert engine.exec_containers == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({}, "either"),
+        ({"host": "db.internal"}, "--password"),
+        ({"host": "db.example.com", "sslmode": "disable"}, "sslmode=disable"),
+        ({"host": "db.internal", "user": "openfga_readonly"}, "may not run migrations"),
+        ({"host": "db.internal", "schema_revision": 0}, "schema revision"),
+    ],
+)
+def test_bad_migrate_input_fails_before_any_run(engine, kw, match):
+    if "host" in kw and kw != {"host": "db.internal"}:
+        kw["password"] = dag.set_secret("pw", PASSWORD)
+    with pytest.raises((MigrateError, DsnError), match=match):
+        run(MOD.migrate, **kw)
+    assert engine.exec_containers == []
+
+
+def test_migrate_failure_is_explained(monkeypatch):
+    async def exit_code(ctr):
+        return 1
+
+    async def contents(file):
+        path = plan.chain(file)[-1].args["path"]
+        if path == migrate.STDERR_PATH:
+            return 'FATAL: password authentication failed for user "openfga_migrator"'
+        return ""
+
+    monkeypatch.setattr(dagger.Container, "exit_code", exit_code)
+    monkeypatch.setattr(dagger.File, "contents", contents)
+    with pytest.raises(MigrateError, match="password") as err:
+        run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD))
+    assert PASSWORD not in str(err.value)
+
+
+def test_smoke_runs_the_plain_script_in_a_pinned_python_with_the_key_as_a_secret(engine):
+    token = dag.set_secret("tok", "a-preshared-key-0123456789")
+    out = run(MOD.smoke, url="https://fga.example.com", token=token)
+    assert out == "smoke: ok"
+    (ctr,) = engine.stdout_containers
+    steps = plan.chain(ctr)
+    assert plan.images(ctr) == [main.PYTHON_IMAGE]
+    assert ["pip", "install", "--disable-pip-version-check", "httpx==0.28.1"] in plan.execs(ctr)
+    script = next(s for s in steps if s.name == "withNewFile")
+    assert script.args["path"] == "/smoke/smoke.py"
+    assert script.args["contents"] == Path(smoke.__file__).read_text()
+    assert plan.execs(ctr)[-1] == smoke.smoke_command("https://fga.example.com")
+    secret_vars = {
+        s.args["name"]: s.args["secret"] for s in steps if s.name == "withSecretVariable"
+    }
+    assert secret_vars == {smoke.TOKEN_ENV: token}
+
+
+def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
+    config = dag.directory()
+    out = run(MOD.test_e2e, config=config, overlay=dag.directory())
+    assert out.startswith("schema migrated from revision 0 to 6")
+
+    # migrate: as the migrator, to the service bound as "postgres", over TLS.
+    migrator = engine.exec_containers[0]
+    assert plan.env_of(migrator)[migrate.URI_ENV].startswith(
+        "postgres://openfga_migrator@postgres:5432/openfga?sslmode=require"
+    )
+    bindings = [s for s in plan.chain(migrator) if s.name == "withServiceBinding"]
+    assert [b.args["alias"] for b in bindings] == ["postgres"]
+    pg_service = bindings[0].args["service"]
+    pg_steps = list(plan.walk(pg_service))
+    assert any(s.name == "asService" and s.args.get("useEntrypoint") for s in pg_steps)
+    assert any(s.name == "withDirectory" and s.args.get("source") is config for s in pg_steps), (
+        "the Postgres service is built from the images/postgres config"
+    )
+
+    # smoke: bound to the OpenFGA service, key only as a secret.
+    (smoke_ctr,) = engine.stdout_containers
+    assert plan.execs(smoke_ctr)[-1] == smoke.smoke_command("http://openfga:8080")
+    server_binding = next(s for s in plan.chain(smoke_ctr) if s.name == "withServiceBinding")
+    assert server_binding.args["alias"] == "openfga"
+    server = server_binding.args["service"]
+    server_steps = plan.chain(server)
+    assert server_steps[-1].name == "asService"
+    assert server_steps[-1].args["args"] == openfga_server.server_command()
+    env = plan.env_of(server)
+    for name, value in openfga_server.server_env().items():
+        assert env[name] == value
+    assert env["OPENFGA_AUTHN_METHOD"] == "preshared"
+    assert env["OPENFGA_PLAYGROUND_ENABLED"] == "false"
+    assert env[migrate.URI_ENV].startswith("postgres://openfga_app@postgres:5432/openfga")
+    secret_names = {s.args["name"] for s in server_steps if s.name == "withSecretVariable"}
+    assert secret_names == {migrate.PASSWORD_ENV, openfga_server.PRESHARED_KEYS_ENV}
+    smoke_secret = next(s for s in plan.chain(smoke_ctr) if s.name == "withSecretVariable")
+    server_key = next(
+        s
+        for s in server_steps
+        if s.name == "withSecretVariable" and s.args["name"] == openfga_server.PRESHARED_KEYS_ENV
+    )
+    assert smoke_secret.args["secret"] is server_key.args["secret"]
+
+
+def test_e2e_secrets_never_appear_as_plain_strings(engine):
+    created = []
+    real_set_secret = dagger.Client.set_secret
+
+    def recording_set_secret(self, name, plaintext, **kw):
+        created.append(plaintext)
+        return real_set_secret(self, name, plaintext, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dagger.Client, "set_secret", recording_set_secret)
+        run(MOD.test_e2e, config=dag.directory(), overlay=dag.directory())
+    assert len(created) == 4  # three role passwords and the preshared key
+    containers = engine.exec_containers + engine.stdout_containers
+    for ctr in containers:
+        for step in plan.walk(ctr):
+            if step.name == "setSecret":
+                continue
+            for text in plan._strings_in(step.args):
+                for secret in created:
+                    assert secret not in text, step.name
