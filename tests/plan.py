@@ -8,7 +8,7 @@ arguments (directories, files, secrets, caches, services) stay objects, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,15 +38,24 @@ def walk(obj: Any, depth: int = 0, _seen: set[int] | None = None) -> Iterator[St
             yield from walk(value, depth + 1, seen)
 
 
-def _objects_in(value: Any) -> Iterator[Any]:
-    if hasattr(value, "_ctx"):
+def _leaves(value: Any, keep: Callable[[Any], bool]) -> Iterator[Any]:
+    """Values inside (nested dicts and lists of) arguments that ``keep`` selects."""
+    if keep(value):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _objects_in(v)
+            yield from _leaves(v, keep)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _objects_in(v)
+            yield from _leaves(v, keep)
+
+
+def _objects_in(value: Any) -> Iterator[Any]:
+    return _leaves(value, lambda v: hasattr(v, "_ctx"))
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    return _leaves(value, lambda v: isinstance(v, str))
 
 
 def calls(obj: Any, name: str) -> list[Step]:
@@ -70,15 +79,4 @@ def images(obj: Any) -> list[str]:
 def plain_strings(obj: Any) -> Iterator[str]:
     """Every string argument anywhere in the plan (to prove no secret leaks into one)."""
     for step in walk(obj):
-        yield from _strings_in(step.args)
-
-
-def _strings_in(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings_in(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings_in(v)
+        yield from strings_in(step.args)

@@ -186,3 +186,21 @@ def test_openfga_accepts_the_encoded_uri_and_rejects_the_raw_one() -> None:
     raw = f"postgres://migrator:{NASTY}@127.0.0.1:{port}/openfga"
     out = _openfga_migrate(raw)
     assert "invalid database uri" in out
+
+
+def test_uri_given_as_is_must_name_its_sslmode_for_public_hosts() -> None:
+    """OpenFGA gets a secret URI unchanged: a missing sslmode would mean 'prefer' there."""
+    from openfga_release.dsn import check_uri_as_given
+
+    with pytest.raises(DsnError, match=r"names no sslmode.*sslmode=require") as err:
+        check_uri_as_given("postgres://u:Pa55-word@db.example.com/openfga")
+    assert "Pa55-word" not in str(err.value)
+    assert check_uri_as_given("postgres://u:p@db.example.com/openfga?sslmode=require").sslmode == (
+        "require"
+    )
+    # Private names may rely on the default.
+    assert check_uri_as_given("postgres://u:p@postgres.internal/openfga").host == (
+        "postgres.internal"
+    )
+    with pytest.raises(DsnError, match="sslmode=disable"):
+        check_uri_as_given("postgres://u:p@db.example.com/openfga?sslmode=disable")

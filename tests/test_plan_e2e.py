@@ -30,39 +30,66 @@ def db_info(revision: int) -> str:
     return json.dumps({"level": "info", "msg": "db info", "current version": revision})
 
 
+def is_migrate(ctr) -> bool:
+    execs = [st.args["args"] for st in plan.chain(ctr) if st.name == "withExec"]
+    return bool(execs) and execs[-1][1:2] == ["migrate"]
+
+
 @dataclass
 class FakeEngine:
-    """Answers the awaited leaves; records the containers they were asked on."""
+    """Answers the awaited leaves; records what they were asked on, in order."""
 
     revisions: list[int] = field(default_factory=lambda: [0, 6])
     uri: str = ""
+    exit_code: int = 0
+    stderr: str = ""
+    platform: str = "linux/amd64"
+    smoke_fails: bool = False
     exec_containers: list[dagger.Container] = field(default_factory=list)
     stdout_containers: list[dagger.Container] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
     def install(self, mp: pytest.MonkeyPatch) -> FakeEngine:
         engine = self
 
         async def exit_code(ctr):
             engine.exec_containers.append(ctr)
-            return 0
-
-        async def contents(file):
-            path = plan.chain(file)[-1].args["path"]
-            if path == migrate.STDOUT_PATH:
-                return db_info(engine.revisions[(len(engine.exec_containers) - 1) % 2])
-            return ""
+            engine.events.append("migrate")
+            return engine.exit_code
 
         async def stdout(ctr):
+            if is_migrate(ctr):  # the run that exit_code was just asked about
+                return db_info(engine.revisions[(len(engine.exec_containers) - 1) % 2])
             engine.stdout_containers.append(ctr)
+            engine.events.append("smoke")
+            if engine.smoke_fails:
+                raise RuntimeError("smoke step 'check-allowed' failed")
             return "smoke: ok"
+
+        async def stderr(ctr):
+            return engine.stderr
 
         async def plaintext(secret):
             return engine.uri
 
+        async def default_platform(client):
+            return dagger.Platform(engine.platform)
+
+        async def start(service):
+            engine.events.append("start")
+            return service
+
+        async def stop(service, **kw):
+            engine.events.append("stop")
+            return service
+
         mp.setattr(dagger.Container, "exit_code", exit_code)
-        mp.setattr(dagger.File, "contents", contents)
         mp.setattr(dagger.Container, "stdout", stdout)
+        mp.setattr(dagger.Container, "stderr", stderr)
         mp.setattr(dagger.Secret, "plaintext", plaintext)
+        mp.setattr(dagger.Client, "default_platform", default_platform)
+        mp.setattr(dagger.Service, "start", start)
+        mp.setattr(dagger.Service, "stop", stop)
         return self
 
 
@@ -106,12 +133,18 @@ def test_migrate_with_host_and_secret_password(engine):
     assert not any(PASSWORD in text for text in plan.plain_strings(first) if text != PASSWORD)
 
 
-def test_migrate_output_is_redirected_and_any_exit_code_is_read(engine):
+def test_migrate_reads_any_exit_code_and_both_streams(engine):
     run(MOD.migrate, host="10.0.0.5", password=dag.set_secret("pw", PASSWORD))
     exec_step = [s for s in plan.chain(engine.exec_containers[0]) if s.name == "withExec"][-1]
-    assert exec_step.args["redirectStdout"] == migrate.STDOUT_PATH
-    assert exec_step.args["redirectStderr"] == migrate.STDERR_PATH
-    assert exec_step.args["expect"] == "ANY"
+    assert exec_step.args["expect"] == "ANY"  # a failure is read and explained, not raised raw
+
+
+def test_migrate_runs_natively_on_the_engine_platform(engine):
+    engine.platform = "linux/arm64"
+    run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD))
+    assert plan.chain(engine.exec_containers[0])[0].args == {"platform": "linux/arm64"}
+    checked = [s.args["args"] for s in plan.walk(engine.exec_containers[0]) if s.name == "withExec"]
+    assert ["python3", "/check/elfcheck.py", "--arch", "arm64", "/check/openfga"] in checked
 
 
 def test_migrate_runs_in_the_openfga_image(engine):
@@ -128,13 +161,15 @@ def test_migrate_to_a_revision_only_when_asked(engine):
     )
     first, second = engine.exec_containers
     assert migrate_execs(first)[-1][-2:] == ["--version", "3"]
-    assert "--version" not in migrate_execs(second)[-1]  # the verification pass only reads
+    # The verification pass must aim at the same revision: without --version
+    # OpenFGA would migrate on up to the newest one, undoing the request.
+    assert migrate_execs(second)[-1] == migrate_execs(first)[-1]
     assert out == "schema migrated from revision 6 to 3"
 
 
 def test_migrate_with_a_secret_uri_is_checked_before_it_runs(engine):
-    uri = dag.set_secret("uri", "postgres://openfga_migrator:x@db.example.com/openfga")
     engine.uri = "postgres://openfga_migrator:x@db.example.com/openfga?sslmode=require"
+    uri = dag.set_secret("uri", engine.uri)
     run(MOD.migrate, datastore_uri=uri)
     secret_vars = [
         s.args for s in plan.chain(engine.exec_containers[0]) if s.name == "withSecretVariable"
@@ -152,6 +187,7 @@ def test_migrate_with_a_secret_uri_is_checked_before_it_runs(engine):
             "sslmode=disable",
         ),
         ("postgres://openfga_app:x@db.internal/openfga", MigrateError, "openfga_app may not"),
+        ("postgres://openfga_migrator:x@db.example.com/openfga", DsnError, "names no sslmode"),
         ("postgres://openfga_migrator:pa/ss#1@db.internal/openfga", DsnError, "percent-encoded"),
     ],
 )
@@ -181,21 +217,32 @@ def test_bad_migrate_input_fails_before_any_run(engine, kw, match):
     assert engine.exec_containers == []
 
 
-def test_migrate_failure_is_explained(monkeypatch):
-    async def exit_code(ctr):
-        return 1
+def test_migrate_failure_is_explained_with_the_output_redacted(engine):
+    secret_password = "Hunter2-is-n0t-a-password"
+    engine.uri = f"postgres://openfga_migrator:{secret_password}@db.internal/openfga"
+    engine.exit_code = 1
+    # What OpenFGA prints on a bad login, echoing the URI it was given.
+    engine.stderr = (
+        f"failed to connect to `postgres://openfga_migrator:{secret_password}@db.internal/openfga`:"
+        ' FATAL: password authentication failed for user "openfga_migrator"'
+    )
+    with pytest.raises(MigrateError) as err:
+        run(MOD.migrate, datastore_uri=dag.set_secret("uri", engine.uri))
+    message = str(err.value)
+    assert "password" in message.splitlines()[0]  # the one-sentence explanation
+    assert "openfga migrate said (redacted)" in message  # and the output, for the details
+    assert "FATAL" in message
+    assert secret_password not in message
+    assert len(engine.exec_containers) == 1  # no second pass after a failure
 
-    async def contents(file):
-        path = plan.chain(file)[-1].args["path"]
-        if path == migrate.STDERR_PATH:
-            return 'FATAL: password authentication failed for user "openfga_migrator"'
-        return ""
 
-    monkeypatch.setattr(dagger.Container, "exit_code", exit_code)
-    monkeypatch.setattr(dagger.File, "contents", contents)
-    with pytest.raises(MigrateError, match="password") as err:
-        run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD))
-    assert PASSWORD not in str(err.value)
+def test_migrate_timeout_is_a_sentence_not_a_bare_timeout(engine, monkeypatch):
+    async def hang(ctr):
+        await anyio.sleep(30)
+
+    monkeypatch.setattr(dagger.Container, "exit_code", hang)
+    with pytest.raises(MigrateError, match="did not finish within 1 s"):
+        run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD), timeout=1)
 
 
 def test_smoke_runs_the_plain_script_in_a_pinned_python_with_the_key_as_a_secret(engine):
@@ -261,6 +308,18 @@ def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
     assert smoke_secret.args["secret"] is server_key.args["secret"]
 
 
+def test_e2e_keeps_postgres_up_from_before_migrate_until_after_smoke(engine):
+    run(MOD.test_e2e, config=dag.directory(), overlay=dag.directory())
+    assert engine.events == ["start", "migrate", "migrate", "smoke", "stop"]
+
+
+def test_e2e_stops_postgres_when_the_smoke_test_fails(engine):
+    engine.smoke_fails = True
+    with pytest.raises(RuntimeError, match="check-allowed"):
+        run(MOD.test_e2e, config=dag.directory(), overlay=dag.directory())
+    assert engine.events[-1] == "stop"
+
+
 def test_e2e_secrets_never_appear_as_plain_strings(engine):
     created = []
     real_set_secret = dagger.Client.set_secret
@@ -278,6 +337,6 @@ def test_e2e_secrets_never_appear_as_plain_strings(engine):
         for step in plan.walk(ctr):
             if step.name == "setSecret":
                 continue
-            for text in plan._strings_in(step.args):
+            for text in plan.strings_in(step.args):
                 for secret in created:
                     assert secret not in text, step.name

@@ -192,3 +192,21 @@ def _unparseable_hint(uri: str) -> str:
         "password or user with @ : / ? # % or spaces that is not percent-encoded. Build it "
         "with openfga_release.dsn.Dsn, or encode them (@ is %40, / is %2F, # is %23)"
     )
+
+
+def check_uri_as_given(uri: str) -> Dsn:
+    """Check a URI that OpenFGA receives unchanged (a secret this project never rewrites).
+
+    :meth:`Dsn.parse` fills in a default sslmode, but OpenFGA's driver would
+    not: with none it uses ``prefer``, which falls back to plain text. So for a
+    host that is not private the URI itself must say ``require`` or stricter.
+    """
+    dsn = Dsn.parse(uri)
+    given = dict(parse_qsl(urlsplit(uri).query, keep_blank_values=True))
+    if not is_private(dsn.host) and "sslmode" not in given:
+        raise DsnError(
+            f"the datastore URI for {dsn.host} names no sslmode, so OpenFGA would use "
+            "'prefer', which can fall back to an unencrypted connection: add "
+            "?sslmode=require (or verify-full) to the URI"
+        )
+    return dsn

@@ -25,7 +25,7 @@ from . import image, openfga_server, smoke
 from . import migrate as migrations  # `migrate` is also a function of the module
 from . import postgres as pg
 from . import postgres_pipeline as pg_pipeline
-from .dsn import Dsn
+from .dsn import Dsn, check_uri_as_given
 from .gobuild import BuildInputError, BuildRecipe
 from .releases import DEFAULT_VERSION, GO_IMAGE, release, to_epoch
 
@@ -37,11 +37,13 @@ OPENFGA_ALIAS = "openfga"
 GOMODCACHE = "/go/pkg/mod"
 GOCACHE = "/root/.cache/go-build"
 _IMAGE_REF = re.compile(r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
-_VERSION_TAG = re.compile(r"^\d+\.\d+[\w.-]*$")  # 1.26.8-bookworm, 3.13-slim-bookworm
+# MAJOR.MINOR.PATCH: a Go tag like 1.26 moves with every patch release and, with
+# GOTOOLCHAIN=local, would change the bytes of the same build.
+_VERSION_TAG = re.compile(r"^\d+\.\d+\.\d+([-.][\w.-]+)?$")  # 1.26.8, 1.26.8-bookworm
 
 
 def _check_pinned(ref: str) -> str:
-    """An image reference must name a MAJOR.MINOR version tag or a digest: not 'latest', not '1'."""
+    """An image reference must name a MAJOR.MINOR.PATCH tag or a digest: not 'latest', '1.26'."""
     name, _, tag = ref.partition("@")[0].rpartition(":")
     pinned = "@sha256:" in ref or (name and _VERSION_TAG.match(tag))
     if not _IMAGE_REF.match(ref) or not pinned:
@@ -52,10 +54,34 @@ def _check_pinned(ref: str) -> str:
     return ref
 
 
+async def engine_arch() -> str:
+    """The engine's own architecture, so migrate and the e2e check run natively."""
+    platform = str(await dag.default_platform())  # e.g. linux/arm64/v8
+    return platform.split("/")[1]
+
+
 def _cache_key(ref: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", ref)
 
 
+# Arguments several functions share, declared once so their docs cannot drift apart.
+BuildVersion = Annotated[
+    str, Doc("OpenFGA release tag (default: the pinned one); a label with --source")
+]
+Version = Annotated[str, Doc("OpenFGA release tag (default: the pinned one)")]
+EngineArch = Annotated[str, Doc("amd64 or arm64 (default: the engine's own platform)")]
+Source = Annotated[
+    dagger.Directory | None, Doc("an OpenFGA checkout or fork to build instead of a release")
+]
+Arch = Annotated[str, Doc("target architecture: amd64 or arm64")]
+Commit = Annotated[str | None, Doc("commit stamped into the binary (default: the release's)")]
+Date = Annotated[str | None, Doc("date stamped into the binary and labels (default: the tag's)")]
+GoImage = Annotated[str, Doc("pinned Go toolchain image")]
+Overlay = Annotated[
+    dagger.Directory | None,
+    Doc("files copied over the OpenFGA image root"),
+    DefaultPath("/images/openfga/rootfs"),
+]
 PostgresConfig = Annotated[
     dagger.Directory, Doc("the images/postgres directory"), DefaultPath("/images/postgres")
 ]
@@ -143,24 +169,17 @@ class OpenfgaRelease:
     @function
     def build_openfga(
         self,
-        version: Annotated[str, Doc("OpenFGA release tag; a label when --source is given")] = "",
-        source: Annotated[
-            dagger.Directory | None,
-            Doc("an OpenFGA checkout or fork to build instead of a release"),
-        ] = None,
-        arch: Annotated[str, Doc("target architecture: amd64 or arm64")] = "amd64",
-        commit: Annotated[
-            str | None, Doc("commit stamped into the binary (default: the release's)")
-        ] = None,
-        date: Annotated[
-            str | None, Doc("build date stamped in (default: the release's tag date)")
-        ] = None,
+        version: BuildVersion = "",
+        source: Source = None,
+        arch: Arch = "amd64",
+        commit: Commit = None,
+        date: Date = None,
         tags: Annotated[list[str], Doc("extra Go build tags; netgo is always set")] = (),  # type: ignore[assignment]
         go_flags: Annotated[
             list[str], Doc("extra go build flags (PIE and friends are refused)")
         ] = (),  # type: ignore[assignment]
         ldflags: Annotated[list[str], Doc("extra linker flags (external linking is refused)")] = (),  # type: ignore[assignment]
-        go_image: Annotated[str, Doc("pinned Go toolchain image")] = GO_IMAGE,
+        go_image: GoImage = GO_IMAGE,
     ) -> dagger.File:
         """A static, CGO-free, non-PIE OpenFGA binary for linux/<arch>, ELF-checked."""
         recipe = self._recipe(
@@ -178,22 +197,13 @@ class OpenfgaRelease:
     @function
     def openfga_image(
         self,
-        version: Annotated[str, Doc("OpenFGA release tag; a label when --source is given")] = "",
-        source: Annotated[
-            dagger.Directory | None,
-            Doc("an OpenFGA checkout or fork to build instead of a release"),
-        ] = None,
-        arch: Annotated[str, Doc("target architecture: amd64 or arm64")] = "amd64",
-        commit: Annotated[str | None, Doc("commit stamped into the binary and labels")] = None,
-        date: Annotated[
-            str | None, Doc("release date for the binary, labels and file times")
-        ] = None,
-        overlay: Annotated[
-            dagger.Directory | None,
-            Doc("files copied over the image root"),
-            DefaultPath("/images/openfga/rootfs"),
-        ] = None,
-        go_image: Annotated[str, Doc("pinned Go toolchain image")] = GO_IMAGE,
+        version: BuildVersion = "",
+        source: Source = None,
+        arch: Arch = "amd64",
+        commit: Commit = None,
+        date: Date = None,
+        overlay: Overlay = None,
+        go_image: GoImage = GO_IMAGE,
     ) -> dagger.Container:
         """A scratch OCI image: checked binary, CA bundle, writable /tmp, non-root user."""
         recipe = self._recipe(version, source, arch, commit, date)
@@ -313,12 +323,13 @@ class OpenfgaRelease:
         user: str,
         password: dagger.Secret | None,
         sslmode: str,
-    ) -> dagger.Container:
+    ) -> tuple[dagger.Container, list[str]]:
         """Point ``ctr`` at the datastore; every check runs here, before any connection.
 
-        A full URI stays a secret (it is read once, locally, only to check it);
-        with host/user, the URI holds no password and OpenFGA takes the password
-        from OPENFGA_DATASTORE_PASSWORD, so it never needs percent-encoding.
+        Returns the container and the values to redact from its output. A full
+        URI stays a secret (read once, locally, only to check it: OpenFGA gets it
+        unchanged); with host/user, the URI holds no password and OpenFGA takes
+        it from OPENFGA_DATASTORE_PASSWORD, so it never needs percent-encoding.
         """
         if (datastore_uri is None) == (not host):
             raise migrations.MigrateError(
@@ -328,36 +339,58 @@ class OpenfgaRelease:
         for name in migrations.UNSAFE_ENV:
             ctr = ctr.without_env_variable(name)
         if datastore_uri is not None:
-            dsn = Dsn.parse(await datastore_uri.plaintext())
+            uri = await datastore_uri.plaintext()
+            dsn = check_uri_as_given(uri)
             migrations.check_migrator_user(dsn.user)
-            return ctr.with_secret_variable(migrations.URI_ENV, datastore_uri)
+            redact = [uri] + ([dsn.password] if dsn.password else [])
+            return ctr.with_secret_variable(migrations.URI_ENV, datastore_uri), redact
         if password is None:
             raise migrations.MigrateError("--host needs --password env://VAR (a secret)")
         dsn = Dsn(host, database, migrations.check_migrator_user(user), port=port, sslmode=sslmode)
-        return ctr.with_env_variable(migrations.URI_ENV, dsn.public_uri()).with_secret_variable(
-            migrations.PASSWORD_ENV, password
-        )
+        ctr = ctr.with_env_variable(migrations.URI_ENV, dsn.public_uri())
+        return ctr.with_secret_variable(migrations.PASSWORD_ENV, password), []
 
-    async def _migrate_once(self, ctr: dagger.Container, argv: list[str]) -> migrations.MigrateLog:
+    async def _migrate_once(
+        self, ctr: dagger.Container, argv: list[str], redact: list[str]
+    ) -> migrations.MigrateLog:
         # A fresh run id: the engine must run migrate, not answer from its exec cache.
         ran = ctr.with_env_variable(migrations.RUN_ID_ENV, uuid.uuid4().hex).with_exec(
-            argv,
-            redirect_stdout=migrations.STDOUT_PATH,
-            redirect_stderr=migrations.STDERR_PATH,
-            expect=dagger.ReturnType.ANY,
+            argv, expect=dagger.ReturnType.ANY
         )
         code = await ran.exit_code()
-        out = await ran.file(migrations.STDOUT_PATH).contents()
-        err = await ran.file(migrations.STDERR_PATH).contents()
-        return migrations.check_result(code, out, err)
+        out, err = await ran.stdout(), await ran.stderr()
+        try:
+            return migrations.check_result(code, out, err, redact)
+        except migrations.MigrateError as failure:
+            # Dagger shows only the message: carry the (redacted) output in it.
+            raise migrations.MigrateError(
+                f"{failure}\n--- openfga migrate said (redacted) ---\n{failure.detail}",
+                failure.detail,
+            ) from None
 
     async def _run_migrate(
-        self, ctr: dagger.Container, target: int | None, timeout: int
+        self,
+        ctr: dagger.Container,
+        target: int | None,
+        timeout: int,
+        redact: list[str] | None = None,
     ) -> migrations.MigrateReport:
-        """Migrate, then a no-op pass that states the revision reached; bounded in time."""
-        with anyio.fail_after(timeout):
-            first = await self._migrate_once(ctr, migrations.migrate_command(target))
-            second = await self._migrate_once(ctr, migrations.migrate_command())
+        """Migrate, then a pass to the same target that states the revision reached.
+
+        The second pass must carry the same ``--version``: without it OpenFGA
+        would migrate on up to the newest revision. Bounded in time as a whole.
+        """
+        argv = migrations.migrate_command(target)
+        try:
+            with anyio.fail_after(timeout):
+                first = await self._migrate_once(ctr, argv, redact or [])
+                second = await self._migrate_once(ctr, argv, redact or [])
+        except TimeoutError:
+            raise migrations.MigrateError(
+                f"openfga migrate did not finish within {timeout} s: is another migrate holding "
+                "the schema (run it once, from one job), or is the database unreachable? "
+                "Raise --timeout only for a very large database"
+            ) from None
         return migrations.report(first, second)
 
     @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
@@ -376,13 +409,17 @@ class OpenfgaRelease:
             int | None, Doc("migrate to this schema revision (default: the newest)")
         ] = None,
         timeout: Annotated[int, Doc("seconds for the whole run")] = migrations.RUN_TIMEOUT,
-        version: Annotated[str, Doc("OpenFGA release whose migrations to run")] = "",
-        overlay: Annotated[dagger.Directory | None, DefaultPath("/images/openfga/rootfs")] = None,
+        version: Version = "",
+        arch: EngineArch = "",
+        overlay: Overlay = None,
     ) -> str:
         """Run `openfga migrate` as the migrator role; reports the schema revision reached."""
         target = migrations.check_target(schema_revision)
-        ctr = await self._datastore_env(
-            self.openfga_image(version=version, overlay=overlay),
+        openfga = self.openfga_image(
+            version=version, arch=arch or await engine_arch(), overlay=overlay
+        )
+        ctr, redact = await self._datastore_env(
+            openfga,
             datastore_uri,
             host,
             port,
@@ -391,7 +428,7 @@ class OpenfgaRelease:
             password,
             sslmode,
         )
-        return (await self._run_migrate(ctr, target, timeout)).summary()
+        return (await self._run_migrate(ctr, target, timeout, redact)).summary()
 
     # -- smoke and the end-to-end check ------------------------------------------
 
@@ -453,20 +490,32 @@ class OpenfgaRelease:
     async def test_e2e(
         self,
         config: PostgresConfig,
-        overlay: Annotated[dagger.Directory | None, DefaultPath("/images/openfga/rootfs")] = None,
-        version: Annotated[str, Doc("OpenFGA release to test")] = "",
+        overlay: Overlay = None,
+        version: Version = "",
+        arch: EngineArch = "",
     ) -> str:
         """Ephemeral PostgreSQL, migrate as openfga_migrator, OpenFGA as openfga_app, smoke."""
         passwords = {
             role: dag.set_secret(f"e2e-{role}-password", secrets.token_urlsafe(24))
             for role in ("migrator", "app", "readonly")
         }
-        database = pg_pipeline.postgres_service(
+        # Started here and stopped at the end: a service that is only bound is
+        # detached soon after the exec that bound it, and would come back empty
+        # (a fresh volume, no schema) for the server and the smoke test.
+        database = await pg_pipeline.postgres_service(
             config, passwords["migrator"], passwords["app"], passwords["readonly"]
-        )
-        image_ctr: dagger.Container = self.openfga_image(version=version, overlay=overlay)
-        openfga = image_ctr.with_service_binding(POSTGRES_ALIAS, database)
+        ).start()
+        try:
+            image_ctr: dagger.Container = self.openfga_image(
+                version=version, arch=arch or await engine_arch(), overlay=overlay
+            )
+            return await self._e2e(
+                image_ctr.with_service_binding(POSTGRES_ALIAS, database), passwords
+            )
+        finally:
+            await database.stop()
 
+    async def _e2e(self, openfga: dagger.Container, passwords: dict[str, dagger.Secret]) -> str:
         def uri(role: str) -> str:
             return Dsn(POSTGRES_ALIAS, "openfga", role, sslmode="require").public_uri()
 

@@ -46,10 +46,6 @@ UNSAFE_ENV = (
 )
 CONNECT_TIMEOUT = 30  # seconds migrate keeps retrying to reach the database
 RUN_TIMEOUT = 600  # seconds for the whole run (a lock wait must not hang a release)
-# Where the Dagger function redirects output, so the raw text (which can hold
-# a fragment of a malformed URI) reaches no log before it is redacted.
-STDOUT_PATH = "/tmp/openfga-migrate.out"
-STDERR_PATH = "/tmp/openfga-migrate.err"
 # A per-run value (not OPENFGA_-prefixed, so OpenFGA ignores it) that keeps the
 # engine from answering the run, or its verification pass, from the exec cache.
 RUN_ID_ENV = "MIGRATE_RUN_ID"
@@ -74,13 +70,14 @@ def check_target(version: int | str | None) -> int | None:
     text = str(version).strip()
     if _SEMVER.match(text):
         raise MigrateError(
-            f"--version {text} looks like a release tag, but migrate's --version is a schema "
-            "revision (a number such as 6); omit it to migrate to the newest schema"
+            f"schema revision {text} looks like a release tag, but the target of migrate "
+            "(--schema-revision; openfga's own --version) is a schema revision, a number such "
+            "as 6; omit it to migrate to the newest schema"
         )
     if not text.isdigit() or int(text) < 1:
         raise MigrateError(
-            f"--version {text!r} is not a schema revision: give a positive number such as 6, "
-            "or omit it to migrate to the newest schema"
+            f"schema revision {text!r} is not valid: give a positive number such as 6 "
+            "(--schema-revision), or omit it to migrate to the newest schema"
         )
     return int(text)
 
