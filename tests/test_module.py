@@ -21,6 +21,7 @@ def registration():
         return self
 
     mp.setattr(dagger.Module, "id", fake_id)
+    assert openfga_release.OpenfgaRelease  # importing the main object registers the module
     try:
         yield anyio.run(default_module()._typedefs)
     finally:

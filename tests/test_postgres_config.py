@@ -110,6 +110,45 @@ def test_memory_conf_cli() -> None:
     assert "error: memory 100 MiB is too small for the config" in bad.stderr
 
 
+def test_unikraft_memory_leaves_room_for_the_rootfs() -> None:
+    """On Unikraft the rootfs sits in the instance's RAM: --memory is what is
+    left of -M after it and the headroom."""
+    assert pg.unikraft_memory_mib("1GiB") == 1024 - pg.ROOTFS_ESTIMATE_MIB - 128 == 640
+    assert pg.unikraft_memory_mib(2048, "300MiB") == 2048 - 300 - 128
+    with pytest.raises(pg.PostgresConfigError, match="give the instance at least 640 MiB"):
+        pg.unikraft_memory_mib("512MiB")
+    with pytest.raises(pg.PostgresConfigError, match="rootfs size 'big' is not a size"):
+        pg.unikraft_memory_mib("1GiB", "big")
+    with pytest.raises(pg.PostgresConfigError, match="too small for max_connections=200"):
+        pg.unikraft_memory_mib("1GiB", max_connections=200)
+
+
+def test_unikraft_memory_cli() -> None:
+    ok = subprocess.run([sys.executable, "-m", "openfga_release.postgres", "unikraft-memory",
+                         "--instance-memory", "2GiB", "--rootfs-size", "280MiB"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == f"{2048 - 280 - 128}MiB\n"
+    bad = subprocess.run([sys.executable, "-m", "openfga_release.postgres", "unikraft-memory",
+                          "--instance-memory", "256MiB"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "give the instance at least" in bad.stderr
+
+
+def test_documented_unikraft_sizes_follow_the_rule() -> None:
+    """The Kraftfile's and README's "-M N -> --memory X" pairs are what the rule
+    gives with the rootfs estimate, and the deploy commands use such a pair."""
+    kraftfile = (REPO / "kraftfiles" / "postgres" / "Kraftfile").read_text()
+    readme = (IMAGE / "README.md").read_text()
+    for text in (kraftfile, readme):
+        pairs = re.findall(r"-M (\d+)`? (?:->|→) `?--memory (\d+)MiB", text)
+        assert len(pairs) >= 2, text[:200]
+        for instance, memory in pairs:
+            assert pg.unikraft_memory_mib(int(instance)) == int(memory)
+    deploy_m = set(re.findall(r"kraft cloud deploy .*?-M (\d+)", kraftfile))
+    built = re.findall(r"postgres-rootfs --memory (\d+)MiB", kraftfile)
+    assert deploy_m == {"1024"} and built == ["640"]
+
+
 # ------------------------------------------------------------ config files
 
 def test_postgresql_conf_settings() -> None:
@@ -170,6 +209,7 @@ def conf_settings_ident() -> list[list[str]]:
 def test_initdb_dir_layout_follows_the_official_runner() -> None:
     files = sorted(p.name for p in (IMAGE / "initdb.d").iterdir())
     assert files == ["00-openfga-env.sh", "10-openfga.sql"]
+    assert files == list(pg.INIT_FILES)  # what the pipeline copies, one by one
     # Not executable: the official runner *sources* it, so its exports reach psql.
     env_sh = IMAGE / "initdb.d" / "00-openfga-env.sh"
     assert not env_sh.stat().st_mode & 0o111

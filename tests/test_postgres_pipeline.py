@@ -5,6 +5,7 @@ what it relies on (nothing but llvmjit links LLVM).
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,30 @@ def steps(obj: Any, name: str) -> list[plan.Step]:
 
 # ------------------------------------------------------------------ image
 
+def source_path(file: Any) -> str:
+    """The path a ``config.file(...)`` argument names in its directory."""
+    last = plan.chain(file)[-1]
+    assert last.name == "file"
+    return str(last.args["path"])
+
+
 def test_image_is_the_pinned_official_one_with_our_files() -> None:
     config = dag.directory()
     ctr = pp.postgres_image(config)
     assert plan.images(ctr) == [pg.POSTGRES_IMAGE]
     dirs = {s.args["path"]: s.args for s in steps(ctr, "withDirectory")}
+    assert list(dirs) == [pg.CONFIG_DIR]
     assert dirs[pg.CONFIG_DIR]["source"] is config
     assert dirs[pg.CONFIG_DIR]["include"] == list(pg.CONFIG_FILES)
-    assert pg.INITDB_DIR in dirs
+    # Scripts file by file, modes explicit: not the host checkout's.
     files = {s.args["path"]: s.args for s in steps(ctr, "withFile")}
-    assert files[pg.ENTRYPOINT]["permissions"] == 0o755
+    expected = {
+        pg.ENTRYPOINT: (pg.START_SCRIPT, 0o755),
+        **{f"{pg.INITDB_DIR}/{n}": (f"initdb.d/{n}", 0o644) for n in pg.INIT_FILES},
+    }
+    assert {path: (source_path(a["source"]), a["permissions"]) for path, a in files.items()} \
+        == expected
+    assert all(plan.chain(a["source"])[0].name == "directory" for a in files.values())
     new = {s.args["path"]: s.args["contents"] for s in steps(ctr, "withNewFile")}
     assert new == {f"{pg.CONFIG_DIR}/memory.conf": pg.render_memory_conf()}
     assert steps(ctr, "withEntrypoint")[0].args["args"] == [pg.ENTRYPOINT]
@@ -54,6 +69,18 @@ def test_image_is_the_pinned_official_one_with_our_files() -> None:
     env = plan.env_of(ctr)
     assert env == {**pg.IMAGE_ENV, **pg.Names().env()}
     assert not [k for k in env if "PASSWORD" in k]
+
+
+def test_init_files_are_not_executable_whatever_the_host_says() -> None:
+    """The official runner *runs* an executable *.sh in a child shell (losing
+    00-openfga-env.sh's exports, see test_postgres_server.py); the pipeline
+    fixes 0644 on both init files, and they are all of initdb.d."""
+    files = {s.args["path"]: s.args["permissions"]
+             for s in steps(pp.postgres_image(dag.directory()), "withFile")}
+    init = {p: m for p, m in files.items() if p.startswith(pg.INITDB_DIR + "/")}
+    assert init == {f"{pg.INITDB_DIR}/00-openfga-env.sh": 0o644,
+                    f"{pg.INITDB_DIR}/10-openfga.sql": 0o644}
+    assert pg.INIT_FILE_MODE & 0o111 == 0
 
 
 def test_image_build_prunes_then_checks_the_config() -> None:
@@ -112,6 +139,14 @@ def test_service_passwords_travel_only_as_secrets() -> None:
     by_path = {m.args["path"]: m.args["source"] for m in mounts}
     for kind, secret in s.items():
         assert by_path[f"{pp.SECRETS_DIR}/{kind}"] is secret
+    # mode needs an owner to take effect (SDK docs): root reads them (the start
+    # script, before switching users), the postgres user never can. The SDK
+    # leaves out an argument equal to its default (0o400, also the engine's).
+    sdk_mode = inspect.signature(dagger.Container.with_mounted_secret).parameters["mode"].default
+    for kind in s:
+        mount = next(m for m in mounts if m.args["path"] == f"{pp.SECRETS_DIR}/{kind}")
+        assert mount.args["owner"] == "root:root"
+        assert mount.args.get("mode", sdk_mode) == 0o400
     env = {st.args["name"]: st.args["value"] for st in plan.calls(svc, "withEnvVariable")}
     for kind, var in pg.PASSWORD_ENV.items():
         assert env[var + "_FILE"] == f"{pp.SECRETS_DIR}/{kind}"
@@ -185,6 +220,7 @@ def test_prune_expands_globs_and_tolerates_missing_paths(tmp_path: Path) -> None
     gone = [tmp_path / "usr/lib/postgresql/17/lib/bitcode/x.bc",
             tmp_path / "usr/lib/postgresql/17/lib/llvmjit.so",
             tmp_path / "usr/lib/x86_64-linux-gnu/libLLVM-16.so.1",
+            tmp_path / "usr/lib/x86_64-linux-gnu/libz3.so.4",
             tmp_path / "usr/share/doc/postgresql/README"]
     for f in [keep, *gone]:
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -197,10 +233,11 @@ def test_prune_expands_globs_and_tolerates_missing_paths(tmp_path: Path) -> None
 
 
 def test_only_the_jit_provider_links_llvm() -> None:
-    """Pruning LLVM is safe with jit = off: no binary or other module needs it."""
+    """Pruning LLVM and Z3 is safe with jit = off: no binary or other module
+    needs them (ldd lists indirect libraries too: llvmjit -> libLLVM -> libz3)."""
     libdir = bindir().parent / "lib"
     elves = [*bindir().iterdir(), *libdir.glob("*.so")]
-    linked = [p.name for p in elves
-              if "libLLVM" in subprocess.run(["ldd", str(p)], capture_output=True,
-                                             text=True).stdout]
-    assert linked == ["llvmjit.so"]
+    deps = {p.name: subprocess.run(["ldd", str(p)], capture_output=True, text=True).stdout
+            for p in elves}
+    assert [name for name, out in deps.items() if "libLLVM" in out] == ["llvmjit.so"]
+    assert [name for name, out in deps.items() if "libz3" in out] == ["llvmjit.so"]

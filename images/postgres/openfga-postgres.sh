@@ -14,8 +14,9 @@
 #     is created, runs initdb, starts a socket-only server, runs
 #     $POSTGRES_INITDB_DIR in order like the official image's
 #     /docker-entrypoint-initdb.d (*.sql and *.sql.gz through psql, executable
-#     *.sh run, other *.sh sourced with the environment), stops it and leaves a
-#     marker. A boot that died half-way runs the (idempotent) scripts again.
+#     *.sh run, other *.sh sourced with the environment; 00-openfga-env.sh is
+#     always sourced, even if executable), stops it and leaves a marker. A boot
+#     that died half-way runs the (idempotent) scripts again.
 #  3. Later boots: no initialisation, no password needed.
 #  4. exec postgres with the config; ssl=on when a certificate is present.
 #
@@ -190,6 +191,13 @@ stop_temp_server() {
 run_init_files() {
 	for f in "$POSTGRES_INITDB_DIR"/*; do
 		case "$f" in
+		*/00-openfga-env.sh)
+			# Always sourced, whatever its mode: run (the official rule for an
+			# executable *.sh) its exports would die with the child shell.
+			log "sourcing $f"
+			# shellcheck disable=SC1090
+			. "$f"
+			;;
 		*.sh)
 			if [ -x "$f" ]; then
 				log "running $f"

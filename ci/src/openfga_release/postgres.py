@@ -13,6 +13,11 @@ tests run the same files and commands against Debian's PostgreSQL.
 Size ``memory.conf`` for another amount::
 
     python -m openfga_release.postgres memory-conf --memory 4GiB [--max-connections 80]
+
+and find the ``--memory`` for a Unikraft instance (whose RAM also holds the rootfs)::
+
+    python -m openfga_release.postgres unikraft-memory --instance-memory 1GiB \
+        [--rootfs-size "$(du -sm kraftfiles/postgres/rootfs | cut -f1)MiB"]
 """
 
 from __future__ import annotations
@@ -42,6 +47,16 @@ PGDATA = f"{VOLUME}/postgres"
 PORT = 5432
 CONFIG_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf")
 START_SCRIPT = "openfga-postgres.sh"
+# images/postgres/initdb.d, copied one by one with INIT_FILE_MODE whatever their
+# mode on the host: the official runner *executes* an executable *.sh in a child
+# shell, and the exports of 00-openfga-env.sh would be lost with it.
+INIT_FILES = ("00-openfga-env.sh", "10-openfga.sql")
+INIT_FILE_MODE = 0o644
+# The *_FILE passwords are read only by the start script while it is still
+# root (before it switches to postgres): root-owned and 0400, so neither the
+# server nor SQL run by it (pg_read_file, COPY FROM) can read them.
+SECRET_FILE_OWNER = "root:root"  # noqa: S105 (a user:group, not a secret)
+SECRET_FILE_MODE = 0o400
 
 # Non-secret environment the image adds to the official one.
 IMAGE_ENV = {
@@ -63,8 +78,9 @@ ROOTFS_ENV = {
 }
 
 # Removed from the rootfs: it is an initrd held in the instance's RAM. With
-# jit = off nothing loads LLVM (~120 MiB with its bitcode); docs, man pages,
-# message translations and apt lists are never read at run time.
+# jit = off nothing loads LLVM (~120 MiB with its bitcode) nor Z3 (~22 MiB, a
+# library only LLVM links); docs, man pages, message translations and apt lists
+# are never read at run time.
 ROOTFS_PRUNE = (
     "/usr/share/doc",
     "/usr/share/man",
@@ -76,6 +92,7 @@ ROOTFS_PRUNE = (
     "/usr/lib/postgresql/*/lib/llvmjit.so",
     "/usr/lib/postgresql/*/lib/llvmjit_types.bc",
     "/usr/lib/*-linux-gnu/libLLVM*",
+    "/usr/lib/*-linux-gnu/libz3.so*",
 )
 
 
@@ -131,19 +148,22 @@ BACKEND_OVERHEAD_MIB = 2  # private memory of an idle backend, roughly
 _UNITS = {"": 1, "m": 1, "mi": 1, "mb": 1, "mib": 1, "g": 1024, "gi": 1024, "gb": 1024, "gib": 1024}
 
 
+def _size_mib(value: str | int, what: str = "memory") -> int:
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", value)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS:
+        raise PostgresConfigError(
+            f"{what} {value!r} is not a size: write it like 1024MiB, 1GiB or 2Gi"
+        )
+    return int(m.group(1)) * _UNITS[unit]
+
+
 def parse_memory(value: str | int) -> int:
     """Memory in MiB from ``1024``, ``"1024MiB"``, ``"1Gi"``, ``"2GB"``... (binary units,
     like PostgreSQL's own ``MB``/``GB``)."""
-    if isinstance(value, int):
-        mib = value
-    else:
-        m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", value)
-        unit = m.group(2).lower() if m else ""
-        if not m or unit not in _UNITS:
-            raise PostgresConfigError(
-                f"memory {value!r} is not a size: write it like 1024MiB, 1GiB or 2Gi"
-            )
-        mib = int(m.group(1)) * _UNITS[unit]
+    mib = _size_mib(value)
     if mib < MIN_MEMORY_MIB:
         raise PostgresConfigError(
             f"memory {mib} MiB is too small for the config: PostgreSQL for OpenFGA needs "
@@ -216,6 +236,34 @@ def size_memory(
             f"max_connections to {max(fits, 0)} or less"
         )
     return s
+
+
+# On Unikraft the rootfs is an initrd held in the instance's RAM, next to
+# PostgreSQL: the config must be sized for what is left, not for the instance.
+# The pruned rootfs of postgres:17.9-bookworm is an estimate (no image can be
+# pulled where this was written): Debian bookworm's PostgreSQL 15 packages and
+# their dependencies come to ~158 MiB once pruned like ROOTFS_PRUNE, plus
+# ~75 MiB of debian:bookworm-slim and the image's few extras. Measure yours:
+# du -sm kraftfiles/postgres/rootfs.
+ROOTFS_ESTIMATE_MIB = 256
+UNIKRAFT_HEADROOM_MIB = 128  # kernel, the start script, a floor of page cache
+
+
+def unikraft_memory_mib(instance: str | int, rootfs: str | int = ROOTFS_ESTIMATE_MIB,
+                        max_connections: int = DEFAULT_MAX_CONNECTIONS) -> int:
+    """The ``--memory`` for ``postgres-rootfs`` on an instance of ``instance``
+    memory whose rootfs takes ``rootfs``: instance - rootfs - headroom."""
+    inst = _size_mib(instance, "instance memory")
+    root = _size_mib(rootfs, "rootfs size")
+    left = inst - root - UNIKRAFT_HEADROOM_MIB
+    if left < MIN_MEMORY_MIB:
+        raise PostgresConfigError(
+            f"an instance of {inst} MiB leaves {left} MiB for PostgreSQL once its {root} MiB "
+            f"rootfs and {UNIKRAFT_HEADROOM_MIB} MiB of headroom are taken: give the instance "
+            f"at least {MIN_MEMORY_MIB + root + UNIKRAFT_HEADROOM_MIB} MiB"
+        )
+    size_memory(left, max_connections)  # the peak must fit too
+    return left
 
 
 def render_memory_conf(memory: str | int = DEFAULT_MEMORY_MIB,
@@ -446,9 +494,20 @@ def main(argv: list[str] | None = None) -> int:
     mem = sub.add_parser("memory-conf", help="print memory.conf sized for --memory")
     mem.add_argument("--memory", default=f"{DEFAULT_MEMORY_MIB}MiB")
     mem.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
+    uk = sub.add_parser("unikraft-memory",
+                        help="print the --memory for postgres-rootfs on a Unikraft instance")
+    uk.add_argument("--instance-memory", required=True, help="the instance's memory (-M)")
+    uk.add_argument("--rootfs-size", default=f"{ROOTFS_ESTIMATE_MIB}MiB",
+                    help="du -sm kraftfiles/postgres/rootfs (default: the estimate)")
+    uk.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
     args = parser.parse_args(argv)
     try:
-        sys.stdout.write(render_memory_conf(args.memory, args.max_connections))
+        if args.command == "unikraft-memory":
+            mib = unikraft_memory_mib(args.instance_memory, args.rootfs_size,
+                                      args.max_connections)
+            print(f"{mib}MiB")
+        else:
+            sys.stdout.write(render_memory_conf(args.memory, args.max_connections))
     except PostgresConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -50,13 +50,22 @@ def postgres_image(
     ctr = (
         dag.container()
         .from_(pg.check_image_pinned(base))
+        # (host modes; a config the postgres user cannot read fails the build's
+        # config check below, as that user)
         .with_directory(pg.CONFIG_DIR, config, include=list(pg.CONFIG_FILES))
         # Rendered, not copied: --memory decides it (images/postgres/memory.conf
         # is the same renderer's 1 GiB output, for plain PostgreSQL).
         .with_new_file(f"{pg.CONFIG_DIR}/memory.conf", memory_conf, permissions=0o644)
-        .with_directory(pg.INITDB_DIR, config.directory("initdb.d"))
         .with_file(pg.ENTRYPOINT, config.file(pg.START_SCRIPT), permissions=0o755)
-        .with_exec(pg.prune_args())
+    )
+    # File by file with an explicit mode: the host checkout's modes must not
+    # decide whether the official runner sources 00-openfga-env.sh or runs it
+    # in a child shell (losing its exports).
+    for name in pg.INIT_FILES:
+        ctr = ctr.with_file(f"{pg.INITDB_DIR}/{name}", config.file(f"initdb.d/{name}"),
+                            permissions=pg.INIT_FILE_MODE)
+    ctr = (
+        ctr.with_exec(pg.prune_args())
         .with_exec(["mkdir", "-p", pg.VOLUME])
         .with_exec(pg.config_check_args(pg.CONFIG_DIR))
         .with_entrypoint([pg.ENTRYPOINT])
@@ -145,7 +154,9 @@ def postgres_service(
     secrets = {"migrator": migrator_password, "app": app_password, "readonly": readonly_password}
     for kind, secret in secrets.items():
         path = f"{SECRETS_DIR}/{kind}"
-        ctr = ctr.with_mounted_secret(path, secret, mode=0o400).with_env_variable(
-            pg.PASSWORD_ENV[kind] + "_FILE", path
-        )
+        # mode only applies with an owner (SDK docs). Root reads them: the start
+        # script, before it switches to postgres; the server never can.
+        ctr = ctr.with_mounted_secret(
+            path, secret, owner=pg.SECRET_FILE_OWNER, mode=pg.SECRET_FILE_MODE
+        ).with_env_variable(pg.PASSWORD_ENV[kind] + "_FILE", path)
     return ctr.as_service(use_entrypoint=True)

@@ -12,6 +12,7 @@
 --             role reset it has no privileges of its own.
 --   app       LOGIN; SELECT/INSERT/UPDATE/DELETE on the tables (`openfga run`).
 --   readonly  LOGIN; SELECT only, read-only transactions (backups, reporting).
+--   (none of them can use the monitoring schema, home of pg_stat_statements)
 
 \set ON_ERROR_STOP on
 -- On an error psql prints the message only, never the statement (which may
@@ -88,7 +89,22 @@ SET log_min_error_statement = 'panic';
 SET pg_stat_statements.track = 'none';
 SET client_min_messages = warning;
 
-CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+-- pg_stat_statements gets a schema of its own, owned by the superuser, that
+-- no OpenFGA role may use: its views list every role's statements with their
+-- timings, and nothing there is the app's business. It must stay out of
+-- public, where the grants on ALL TABLES below would reach its views. Earlier
+-- versions of this script created it in public: a re-run moves it and takes
+-- back what those grants gave. Monitoring is done as the superuser (local
+-- socket), or by a role an operator grants USAGE on monitoring explicitly.
+CREATE SCHEMA IF NOT EXISTS monitoring;
+ALTER SCHEMA monitoring OWNER TO CURRENT_USER;
+REVOKE ALL ON SCHEMA monitoring FROM PUBLIC;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA monitoring;
+SELECT 'ALTER EXTENSION pg_stat_statements SET SCHEMA monitoring'
+  FROM pg_extension WHERE extname = 'pg_stat_statements'
+   AND extnamespace <> 'monitoring'::regnamespace \gexec
+REVOKE ALL ON ALL TABLES IN SCHEMA monitoring FROM PUBLIC, :"owner", :"migrator", :"app", :"readonly";
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA monitoring FROM PUBLIC, :"owner", :"migrator", :"app", :"readonly";
 
 -- The schema belongs to the owner (PostgreSQL 15+ already removed CREATE for
 -- PUBLIC; this also covers a database restored from an older dump).
