@@ -131,6 +131,8 @@ def test_unknown_version_lists_the_known_ones_and_the_way_out():
     assert "--source" in msg
 
 
-def test_bad_date_is_refused():
+def test_bad_date_is_refused_before_any_build():
     with pytest.raises(UnknownVersionError, match="RFC 3339"):
         releases.to_epoch("yesterday")
+    with pytest.raises(UnknownVersionError, match="2026-10-28T12:53:36Z"):
+        recipe(date="28/10/2026")

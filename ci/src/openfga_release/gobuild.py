@@ -21,6 +21,7 @@ from .releases import (
     OPENFGA_MODULE,
     Release,
     check_version_format,
+    to_epoch,
 )
 
 ARCHES = ("amd64", "arm64")
@@ -160,6 +161,8 @@ class BuildRecipe:
         check_arch(arch)
         check_tags(list(tags))
         check_flags(list(go_flags), list(ldflags))
+        if date is not None:
+            to_epoch(date)  # an RFC 3339 time, or a clear error
         if commit is not None and not (
             7 <= len(commit) <= 40 and all(c in "0123456789abcdef" for c in commit)
         ):

@@ -89,7 +89,7 @@ PostgresConfig = Annotated[
 
 @object_type
 class OpenfgaRelease:
-    """Release system for OpenFGA on PostgreSQL: build, test, publish, deploy."""
+    """Release system for OpenFGA on PostgreSQL: build, PostgreSQL, migrate, end-to-end check."""
 
     def _go(self, go_image: str, recipe: BuildRecipe) -> dagger.Container:
         """The pinned Go toolchain with named module and build caches."""
