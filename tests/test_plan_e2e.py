@@ -268,15 +268,34 @@ def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
     out = run(MOD.test_e2e, config=config, overlay=dag.directory())
     assert out.startswith("schema migrated from revision 0 to 6")
 
-    # migrate: as the migrator, to the service bound as "postgres", over TLS.
+    # migrate: as the migrator, to the service bound as "postgres", verifying its TLS.
     migrator = engine.exec_containers[0]
-    assert plan.env_of(migrator)[migrate.URI_ENV].startswith(
-        "postgres://openfga_migrator@postgres:5432/openfga?sslmode=require"
+    assert plan.env_of(migrator)[migrate.URI_ENV] == (
+        "postgres://openfga_migrator@postgres:5432/openfga?sslmode=verify-full"
+        "&sslrootcert=%2Fetc%2Fssl%2Fpostgres%2Fca.crt&connect_timeout=10"
     )
     bindings = [s for s in plan.chain(migrator) if s.name == "withServiceBinding"]
     assert [b.args["alias"] for b in bindings] == ["postgres"]
     pg_service = bindings[0].args["service"]
     pg_steps = list(plan.walk(pg_service))
+    # The CA OpenFGA trusts comes from the very directory the server's certificate does.
+    ca = next(
+        s
+        for s in plan.chain(migrator)
+        if s.name == "withFile" and s.args["path"] == main.POSTGRES_CA
+    )
+    ca_dir = plan.chain(ca.args["source"])
+    assert ca_dir[-1].args == {"path": "ca.crt"}
+    server_cert = next(
+        s for s in pg_steps if s.name == "withFile" and s.args["path"].endswith("/server.crt")
+    )
+    cert_source = server_cert.args["source"]
+    assert plan.chain(cert_source)[-1].args == {"path": "server.crt"}
+    # Same ephemeral_tls() call, not an equal-looking second one (whose key would differ):
+    # the two files share the very selections of one directory.
+    ca_sel = list(ca.args["source"]._ctx.selections)[:-1]
+    cert_sel = list(cert_source._ctx.selections)[:-1]
+    assert all(a is b for a, b in zip(ca_sel, cert_sel, strict=True))
     assert any(s.name == "asService" and s.args.get("useEntrypoint") for s in pg_steps)
     assert any(s.name == "withDirectory" and s.args.get("source") is config for s in pg_steps), (
         "the Postgres service is built from the images/postgres config"

@@ -33,6 +33,7 @@ from .releases import DEFAULT_VERSION, GO_IMAGE, release, to_epoch
 PYTHON_IMAGE = "python:3.13-slim-bookworm"
 SMOKE_REQUIREMENTS = ["httpx==0.28.1"]  # smoke.py needs only httpx beside the stdlib
 POSTGRES_ALIAS = "postgres"  # how the e2e check's OpenFGA reaches its database
+POSTGRES_CA = "/etc/ssl/postgres/ca.crt"  # the e2e check verifies the server against it
 OPENFGA_ALIAS = "openfga"
 GOMODCACHE = "/go/pkg/mod"
 GOCACHE = "/root/.cache/go-build"
@@ -499,25 +500,32 @@ class OpenfgaRelease:
             role: dag.set_secret(f"e2e-{role}-password", secrets.token_urlsafe(24))
             for role in ("migrator", "app", "readonly")
         }
+        # One throwaway CA: the server's certificate and what OpenFGA verifies it with.
+        tls = pg_pipeline.ephemeral_tls()
         # Started here and stopped at the end: a service that is only bound is
         # detached soon after the exec that bound it, and would come back empty
         # (a fresh volume, no schema) for the server and the smoke test.
         database = await pg_pipeline.postgres_service(
-            config, passwords["migrator"], passwords["app"], passwords["readonly"]
+            config, passwords["migrator"], passwords["app"], passwords["readonly"], test_tls=tls
         ).start()
         try:
             image_ctr: dagger.Container = self.openfga_image(
                 version=version, arch=arch or await engine_arch(), overlay=overlay
             )
+            openfga = image_ctr.with_file(POSTGRES_CA, tls.file(pg.CA_CERT))
             return await self._e2e(
-                image_ctr.with_service_binding(POSTGRES_ALIAS, database), passwords
+                openfga.with_service_binding(POSTGRES_ALIAS, database), passwords
             )
         finally:
             await database.stop()
 
     async def _e2e(self, openfga: dagger.Container, passwords: dict[str, dagger.Secret]) -> str:
         def uri(role: str) -> str:
-            return Dsn(POSTGRES_ALIAS, "openfga", role, sslmode="require").public_uri()
+            # verify-full: encrypted, and the server proves it is "postgres" of our CA.
+            return Dsn(
+                POSTGRES_ALIAS, "openfga", role,
+                sslmode="verify-full", params={"sslrootcert": POSTGRES_CA},
+            ).public_uri()  # fmt: skip
 
         migrator = openfga.with_env_variable(migrations.URI_ENV, uri(migrations.MIGRATOR_ROLE))
         migrator = migrator.with_secret_variable(migrations.PASSWORD_ENV, passwords["migrator"])

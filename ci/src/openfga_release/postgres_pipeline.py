@@ -26,10 +26,16 @@ EPHEMERAL_TLS_WORK = "/tmp/openfga-ca"  # the CA key stays here, never exported
 DEFAULT_HOSTNAMES = ("postgres", "localhost", "127.0.0.1")
 
 
-def _names(database: str, owner_role: str, migrator_role: str, app_role: str,
-           readonly_role: str) -> pg.Names:
-    return pg.Names(database=database, owner=owner_role, migrator=migrator_role,
-                    app=app_role, readonly=readonly_role)
+def _names(
+    database: str, owner_role: str, migrator_role: str, app_role: str, readonly_role: str
+) -> pg.Names:
+    return pg.Names(
+        database=database,
+        owner=owner_role,
+        migrator=migrator_role,
+        app=app_role,
+        readonly=readonly_role,
+    )
 
 
 def postgres_image(
@@ -62,8 +68,11 @@ def postgres_image(
     # decide whether the official runner sources 00-openfga-env.sh or runs it
     # in a child shell (losing its exports).
     for name in pg.INIT_FILES:
-        ctr = ctr.with_file(f"{pg.INITDB_DIR}/{name}", config.file(f"initdb.d/{name}"),
-                            permissions=pg.INIT_FILE_MODE)
+        ctr = ctr.with_file(
+            f"{pg.INITDB_DIR}/{name}",
+            config.file(f"initdb.d/{name}"),
+            permissions=pg.INIT_FILE_MODE,
+        )
     ctr = (
         ctr.with_exec(pg.prune_args())
         .with_exec(["mkdir", "-p", pg.VOLUME])
@@ -72,8 +81,10 @@ def postgres_image(
         .with_default_args([])
         .with_exposed_port(pg.PORT, description="PostgreSQL (TLS only for network logins)")
         .with_label("org.opencontainers.image.title", "openfga-postgres")
-        .with_label("org.opencontainers.image.description",
-                    "PostgreSQL for OpenFGA: hardened config, roles, TLS")
+        .with_label(
+            "org.opencontainers.image.description",
+            "PostgreSQL for OpenFGA: hardened config, roles, TLS",
+        )
         .with_label("org.opencontainers.image.base.name", base)
     )
     for name, value in {**pg.IMAGE_ENV, **names.env()}.items():
@@ -117,6 +128,7 @@ def postgres_service(
     *,
     tls_cert: dagger.File | None = None,
     tls_key: dagger.Secret | None = None,
+    test_tls: dagger.Directory | None = None,
     hostnames: list[str] | tuple[str, ...] = DEFAULT_HOSTNAMES,
     memory: str = f"{pg.DEFAULT_MEMORY_MIB}MiB",
     max_connections: int = pg.DEFAULT_MAX_CONNECTIONS,
@@ -131,19 +143,26 @@ def postgres_service(
     listening on 5432 with TLS: the given certificate and key, or, with neither,
     a certificate from :func:`ephemeral_tls` for ``hostnames`` (bind the service
     under one of them, e.g. ``with_service_binding("postgres", svc)``; clients
-    verify with ``ephemeral_tls(hostnames).file("ca.crt")``)."""
+    verify with ``ephemeral_tls(hostnames).file("ca.crt")``). ``test_tls`` hands in
+    that directory, so a caller verifies against the very CA the server uses."""
     if (tls_cert is None) != (tls_key is None):
         raise pg.PostgresConfigError(
             "give both --tls-cert and --tls-key, or neither for an ephemeral test CA"
         )
     ctr = postgres_image(
-        config, memory=memory, max_connections=max_connections, base=base, database=database,
-        owner_role=owner_role, migrator_role=migrator_role, app_role=app_role,
+        config,
+        memory=memory,
+        max_connections=max_connections,
+        base=base,
+        database=database,
+        owner_role=owner_role,
+        migrator_role=migrator_role,
+        app_role=app_role,
         readonly_role=readonly_role,
     )
     crt, key = f"{pg.TLS_DIR}/{pg.SERVER_CERT}", f"{pg.TLS_DIR}/{pg.SERVER_KEY}"
     if tls_cert is None or tls_key is None:
-        tls = ephemeral_tls(hostnames, base=base)
+        tls = test_tls if test_tls is not None else ephemeral_tls(hostnames, base=base)
         ctr = ctr.with_file(crt, tls.file(pg.SERVER_CERT), permissions=0o644).with_file(
             key, tls.file(pg.SERVER_KEY), permissions=0o600
         )
