@@ -480,8 +480,8 @@ class OpenfgaRelease:
             ctr.with_env_variable(migrations.URI_ENV, app_uri)
             .with_secret_variable(migrations.PASSWORD_ENV, app_password)
             .with_secret_variable(openfga_server.PRESHARED_KEYS_ENV, key)
-            # Ties the server to the migration it follows (and documents it in the plan).
-            .with_env_variable("OPENFGA_RELEASE_SCHEMA_REVISION", str(schema.revision))
+            # Ties the server to the migration it follows (not OPENFGA_*: openfga reads those).
+            .with_env_variable("E2E_SCHEMA_REVISION", str(schema.revision))
             .with_exposed_port(openfga_server.HTTP_PORT)
             .as_service(args=openfga_server.server_command())
         )
