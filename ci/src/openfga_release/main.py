@@ -86,6 +86,9 @@ Overlay = Annotated[
 PostgresConfig = Annotated[
     dagger.Directory, Doc("the images/postgres directory"), DefaultPath("/images/postgres")
 ]
+Memory = Annotated[str, Doc("memory the PostgreSQL config is sized for, e.g. 1GiB")]
+MaxConnections = Annotated[int, Doc("PostgreSQL max_connections")]
+PostgresBase = Annotated[str, Doc("pinned official postgres image")]
 
 
 @object_type
@@ -254,9 +257,9 @@ class OpenfgaRelease:
     def postgres_image(
         self,
         config: PostgresConfig,
-        memory: Annotated[str, Doc("memory the config is sized for, e.g. 1GiB")] = "1GiB",
-        max_connections: Annotated[int, Doc("max_connections")] = pg.DEFAULT_MAX_CONNECTIONS,
-        base: Annotated[str, Doc("pinned official postgres image")] = pg.POSTGRES_IMAGE,
+        memory: Memory = "1GiB",
+        max_connections: MaxConnections = pg.DEFAULT_MAX_CONNECTIONS,
+        base: PostgresBase = pg.POSTGRES_IMAGE,
         database: Annotated[str, Doc("database for OpenFGA")] = pg.DEFAULT_DATABASE,
         owner_role: Annotated[str, Doc("NOLOGIN owner")] = pg.DEFAULT_ROLES["owner"],
         migrator_role: Annotated[str, Doc("runs migrate")] = pg.DEFAULT_ROLES["migrator"],
@@ -274,9 +277,9 @@ class OpenfgaRelease:
     def postgres_rootfs(
         self,
         config: PostgresConfig,
-        memory: Annotated[str, Doc("memory the config is sized for, e.g. 1GiB")] = "1GiB",
-        max_connections: Annotated[int, Doc("max_connections")] = pg.DEFAULT_MAX_CONNECTIONS,
-        base: Annotated[str, Doc("pinned official postgres image")] = pg.POSTGRES_IMAGE,
+        memory: Memory = "1GiB",
+        max_connections: MaxConnections = pg.DEFAULT_MAX_CONNECTIONS,
+        base: PostgresBase = pg.POSTGRES_IMAGE,
     ) -> dagger.Directory:
         """The Unikraft base-compat root filesystem (export to kraftfiles/postgres/rootfs)."""
         return pg_pipeline.postgres_rootfs(
@@ -292,7 +295,7 @@ class OpenfgaRelease:
         config: PostgresConfig,
         tls_cert: Annotated[dagger.File | None, Doc("server certificate (PEM)")] = None,
         tls_key: Annotated[dagger.Secret | None, Doc("server key (PEM), as a secret")] = None,
-        memory: Annotated[str, Doc("memory the config is sized for, e.g. 1GiB")] = "1GiB",
+        memory: Memory = "1GiB",
     ) -> dagger.Service:
         """An ephemeral PostgreSQL (fresh volume) with the same config and init, TLS on 5432.
 
