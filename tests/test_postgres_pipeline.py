@@ -6,6 +6,7 @@ what it relies on (nothing but llvmjit links LLVM).
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import dagger
 import pytest
 from dagger import dag
+from openfga_release import OpenfgaRelease
 from openfga_release import postgres as pg
 from openfga_release import postgres_pipeline as pp
 
@@ -91,7 +93,7 @@ def test_image_build_prunes_then_checks_the_config() -> None:
 
 def test_image_arguments_reach_the_plan() -> None:
     ctr = pp.postgres_image(dag.directory(), memory="4GiB", max_connections=120,
-                            app_role="authz_app", database="authz",
+                            names=pg.Names(app="authz_app", database="authz"),
                             base="postgres:16.10-bookworm")
     assert plan.images(ctr) == ["postgres:16.10-bookworm"]
     new = {s.args["path"]: s.args["contents"] for s in steps(ctr, "withNewFile")}
@@ -115,10 +117,18 @@ def test_image_arguments_reach_the_plan() -> None:
     ],
 )
 def test_bad_arguments_fail_while_planning(kw: dict[str, Any], message: str) -> None:
-    for build in (pp.postgres_image, lambda c, **k: service(**k)[0]):
-        with pytest.raises(pg.PostgresConfigError, match=message.replace("(", r"\(")
-                           .replace(")", r"\)")):
-            build(dag.directory(), **kw)
+    """Through the Dagger function users call, and through the service (names as pg.Names)."""
+    name_keys = {"database": "database", "owner_role": "owner", "migrator_role": "migrator",
+                 "app_role": "app", "readonly_role": "readonly"}
+
+    def service_with(**k: Any) -> Any:
+        names = {name_keys[key]: k.pop(key) for key in list(k) if key in name_keys}
+        return service(names=pg.Names(**names), **k)[0]
+
+    for build in (lambda **k: OpenfgaRelease().postgres_image(config=dag.directory(), **k),
+                  service_with):
+        with pytest.raises(pg.PostgresConfigError, match=re.escape(message)):
+            build(**dict(kw))
 
 
 def test_rootfs_is_the_images_filesystem() -> None:

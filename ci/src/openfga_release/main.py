@@ -267,11 +267,13 @@ class OpenfgaRelease:
         readonly_role: Annotated[str, Doc("SELECT only")] = pg.DEFAULT_ROLES["readonly"],
     ) -> dagger.Container:
         """PostgreSQL for OpenFGA: hardened config, 4 least-privilege roles, TLS, SCRAM."""
-        return pg_pipeline.postgres_image(
-            config, memory=memory, max_connections=max_connections, base=base,
-            database=database, owner_role=owner_role, migrator_role=migrator_role,
-            app_role=app_role, readonly_role=readonly_role,
+        names = pg.Names(
+            database=database, owner=owner_role, migrator=migrator_role,
+            app=app_role, readonly=readonly_role,
         )  # fmt: skip
+        return pg_pipeline.postgres_image(
+            config, memory=memory, max_connections=max_connections, base=base, names=names
+        )
 
     @function
     def postgres_rootfs(

@@ -26,33 +26,16 @@ EPHEMERAL_TLS_WORK = "/tmp/openfga-ca"  # the CA key stays here, never exported
 DEFAULT_HOSTNAMES = ("postgres", "localhost", "127.0.0.1")
 
 
-def _names(
-    database: str, owner_role: str, migrator_role: str, app_role: str, readonly_role: str
-) -> pg.Names:
-    return pg.Names(
-        database=database,
-        owner=owner_role,
-        migrator=migrator_role,
-        app=app_role,
-        readonly=readonly_role,
-    )
-
-
 def postgres_image(
     config: dagger.Directory,
     *,
     memory: str = f"{pg.DEFAULT_MEMORY_MIB}MiB",
     max_connections: int = pg.DEFAULT_MAX_CONNECTIONS,
     base: str = pg.POSTGRES_IMAGE,
-    database: str = pg.DEFAULT_DATABASE,
-    owner_role: str = pg.DEFAULT_ROLES["owner"],
-    migrator_role: str = pg.DEFAULT_ROLES["migrator"],
-    app_role: str = pg.DEFAULT_ROLES["app"],
-    readonly_role: str = pg.DEFAULT_ROLES["readonly"],
+    names: pg.Names = pg.Names(),  # noqa: B008 (frozen, validated once at import)
 ) -> dagger.Container:
     """The pinned official image with the config, init scripts and start script."""
     memory_conf = pg.render_memory_conf(memory, max_connections)
-    names = _names(database, owner_role, migrator_role, app_role, readonly_role)
     ctr = (
         dag.container()
         .from_(pg.check_image_pinned(base))
@@ -133,11 +116,7 @@ def postgres_service(
     memory: str = f"{pg.DEFAULT_MEMORY_MIB}MiB",
     max_connections: int = pg.DEFAULT_MAX_CONNECTIONS,
     base: str = pg.POSTGRES_IMAGE,
-    database: str = pg.DEFAULT_DATABASE,
-    owner_role: str = pg.DEFAULT_ROLES["owner"],
-    migrator_role: str = pg.DEFAULT_ROLES["migrator"],
-    app_role: str = pg.DEFAULT_ROLES["app"],
-    readonly_role: str = pg.DEFAULT_ROLES["readonly"],
+    names: pg.Names = pg.Names(),  # noqa: B008 (frozen, validated once at import)
 ) -> dagger.Service:
     """An ephemeral PostgreSQL (fresh volume each run) with the same config and init,
     listening on 5432 with TLS: the given certificate and key, or, with neither,
@@ -154,11 +133,7 @@ def postgres_service(
         memory=memory,
         max_connections=max_connections,
         base=base,
-        database=database,
-        owner_role=owner_role,
-        migrator_role=migrator_role,
-        app_role=app_role,
-        readonly_role=readonly_role,
+        names=names,
     )
     crt, key = f"{pg.TLS_DIR}/{pg.SERVER_CERT}", f"{pg.TLS_DIR}/{pg.SERVER_KEY}"
     if tls_cert is None or tls_key is None:
