@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DAGGER_MAIN_OBJECT", "OpenfgaRelease")
 
-from openfga_release import image  # noqa: E402
-from openfga_release.gobuild import BuildRecipe  # noqa: E402
-from openfga_release.releases import DEFAULT_VERSION, RELEASES  # noqa: E402
+from openfga_release.recipes import image  # noqa: E402
+from openfga_release.recipes.gobuild import BuildRecipe  # noqa: E402
+from openfga_release.recipes.releases import DEFAULT_VERSION, RELEASES  # noqa: E402
 
 from tests.support.gobuild_local import run_recipe  # noqa: E402
 

@@ -25,10 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DAGGER_MAIN_OBJECT", "OpenfgaRelease")
 
-from openfga_release import migrate, openfga_server  # noqa: E402
-from openfga_release.dsn import Dsn  # noqa: E402
-from openfga_release.smoke import run_smoke  # noqa: E402
+from openfga_release.recipes import migrate  # noqa: E402
+from openfga_release.recipes import openfga as openfga_server  # noqa: E402
+from openfga_release.recipes.dsn import Dsn  # noqa: E402
+from openfga_release.standalone.smoke import run_smoke  # noqa: E402
 
+from tests.support import migrate_local, openfga_local  # noqa: E402
 from tests.support.gobuild_local import ensure_openfga  # noqa: E402
 from tests.support.pg import PgServer, running_postgres  # noqa: E402
 
@@ -55,10 +57,10 @@ def uri(pg: PgServer, who: str) -> str:
 def one_run(pg: PgServer, binary: str) -> dict[str, float]:
     key = openfga_server.new_preshared_key()
     t0 = time.perf_counter()
-    migrate.run_local(binary, {migrate.URI_ENV: uri(pg, "migrator")})
+    migrate_local.run_local(binary, {migrate.URI_ENV: uri(pg, "migrator")})
     t1 = time.perf_counter()
     env = {migrate.URI_ENV: uri(pg, "app"), openfga_server.PRESHARED_KEYS_ENV: key}
-    with openfga_server.run_local(binary, env) as server:
+    with openfga_local.run_local(binary, env) as server:
         t2 = time.perf_counter()
         asyncio.run(run_smoke(server.url, key))
         t3 = time.perf_counter()

@@ -8,16 +8,14 @@ the recipe's environment. Only the cache locations differ.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import subprocess
 from pathlib import Path
 
-from openfga_release.gobuild import BuildRecipe
-from openfga_release.releases import DEFAULT_VERSION, release
+from openfga_release.recipes.gobuild import BuildRecipe
+from openfga_release.recipes.releases import DEFAULT_VERSION, release
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".cache"
+from tests.support.tools import cache_root, locked
 
 
 def go_env(name: str) -> str:
@@ -57,13 +55,13 @@ def ensure_openfga(version: str = DEFAULT_VERSION) -> Path:
 
     Locked so that parallel test processes (or helpers) build it only once.
     """
-    out = CACHE / "openfga" / version / "openfga"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    out = cache_root() / "openfga" / version / "openfga"
+    if out.exists():
+        return out
+    with locked(out.parent / ".lock"):
         if not out.exists():
             recipe = BuildRecipe.for_release(release(version))
             tmp = out.with_suffix(".partial")
-            run_recipe(recipe, tmp, CACHE / "go-build")
+            run_recipe(recipe, tmp, cache_root() / "go-build")
             tmp.rename(out)
     return out

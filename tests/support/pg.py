@@ -81,7 +81,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -94,7 +93,9 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from openfga_release import postgres as pgconf
+from openfga_release.recipes import postgres as pgconf
+
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "images" / "postgres"
@@ -269,12 +270,6 @@ def find_install(label: str | PgInstall | None = None) -> PgInstall:
     if found.label != label:
         raise RuntimeError(f"{found} was labelled {label!r}")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def make_tls(out: Path, work: Path, hostnames: list[str]) -> None:

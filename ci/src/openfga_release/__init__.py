@@ -1,7 +1,7 @@
 """openfga-release: build, test, publish and deploy OpenFGA on PostgreSQL with Dagger.
 
 The Dagger object is imported on first use, so the plain modules (``python -m
-openfga_release.smoke``, ``...postgres``) run without loading the Dagger SDK.
+openfga_release.standalone.smoke``, ``...postgres``) run without loading the Dagger SDK.
 """
 
 from __future__ import annotations

@@ -21,13 +21,15 @@ import anyio
 import dagger
 from dagger import DefaultPath, Doc, check, dag, function, object_type
 
-from . import image, openfga_server, smoke
-from . import migrate as migrations  # `migrate` is also a function of the module
-from . import postgres as pg
-from . import postgres_pipeline as pg_pipeline
-from .dsn import Dsn, check_uri_as_given
-from .gobuild import BuildInputError, BuildRecipe
-from .releases import DEFAULT_VERSION, GO_IMAGE, release, to_epoch
+from . import postgres as pg_pipeline
+from .recipes import image
+from .recipes import migrate as migrations
+from .recipes import openfga as openfga_server
+from .recipes import postgres as pg
+from .recipes.dsn import Dsn, check_uri_as_given
+from .recipes.gobuild import BuildInputError, BuildRecipe
+from .recipes.releases import DEFAULT_VERSION, GO_IMAGE, release, to_epoch
+from .standalone import smoke
 
 # Runs elfcheck.py on every binary before it is returned or packaged, and smoke.py.
 PYTHON_IMAGE = "python:3.13-slim-bookworm"
@@ -160,7 +162,7 @@ class OpenfgaRelease:
 
     def _checked(self, binary: dagger.File, arch: str) -> dagger.File:
         """The binary, returned only if elfcheck.py proves it static, non-PIE and ``arch``."""
-        checker = resources.files(__package__).joinpath("elfcheck.py").read_text()
+        checker = resources.files(__package__).joinpath("standalone", "elfcheck.py").read_text()
         return (
             dag.container()
             .from_(PYTHON_IMAGE)
@@ -440,7 +442,7 @@ class OpenfgaRelease:
 
     def _smoke_runner(self, token: dagger.Secret | None) -> dagger.Container:
         """A pinned Python with httpx and smoke.py; the key arrives only as a secret."""
-        script = resources.files(__package__).joinpath("smoke.py").read_text()
+        script = resources.files(__package__).joinpath("standalone", "smoke.py").read_text()
         ctr = (
             dag.container()
             .from_(PYTHON_IMAGE)

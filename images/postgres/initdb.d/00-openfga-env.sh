@@ -5,7 +5,7 @@
 #
 # Sets the defaults, reads the *_FILE variants of the passwords and refuses bad
 # input with a message naming the variable, before anything is created. The
-# same rules live in ci/src/openfga_release/postgres.py (plan-time checks);
+# same rules live in ci/src/openfga_release/recipes/postgres.py (plan-time checks);
 # tests/test_postgres_validation.py proves the two agree.
 #
 #   POSTGRES_OPENFGA_DB        database              (default openfga)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from openfga_release import postgres as pg
+from openfga_release.recipes import postgres as pg
 
 from tests.support.pg import (
     IMAGE_DIR,

@@ -16,11 +16,14 @@ import anyio
 import dagger
 import pytest
 from dagger import dag
-from openfga_release import OpenfgaRelease, main, migrate, openfga_server, smoke
-from openfga_release.dsn import DsnError
-from openfga_release.migrate import MigrateError
+from openfga_release import OpenfgaRelease, main
+from openfga_release.recipes import migrate
+from openfga_release.recipes import openfga as openfga_server
+from openfga_release.recipes.dsn import DsnError
+from openfga_release.recipes.migrate import MigrateError
+from openfga_release.standalone import smoke
 
-from tests import plan
+from tests.support import plan
 
 MOD = OpenfgaRelease()
 PASSWORD = "Sup3r/s3cret@pass#word"

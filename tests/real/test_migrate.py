@@ -17,22 +17,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from openfga_release import migrate
-from openfga_release.dsn import Dsn
-from openfga_release.migrate import PASSWORD_ENV, URI_ENV, MigrateError, read_revision
-from openfga_release.openfga_server import (
+from openfga_release.recipes import migrate
+from openfga_release.recipes.dsn import Dsn
+from openfga_release.recipes.migrate import PASSWORD_ENV, URI_ENV, MigrateError, read_revision
+from openfga_release.recipes.openfga import (
     PRESHARED_KEYS_ENV,
     RUN_MIGRATE,
     ServerNotReady,
-    free_port,
     new_preshared_key,
-    run_local,
     wait_ready,
 )
-from openfga_release.smoke import SmokeError, run_smoke
+from openfga_release.standalone.smoke import SmokeError, run_smoke
 from psycopg import sql
 
+from tests.support import migrate_local
 from tests.support.gobuild_local import ensure_openfga
+from tests.support.net import free_port
+from tests.support.openfga_local import run_local
 from tests.support.pg import PgServer, running_postgres
 
 pytestmark = pytest.mark.integration
@@ -101,7 +102,7 @@ def tables(pg: PgServer) -> dict[str, str]:
 
 
 def run_migrate(binary: str, env: dict[str, str], **kw: Any) -> migrate.MigrateReport:
-    return migrate.run_local(binary, env, connect_timeout=kw.pop("connect_timeout", 3), **kw)
+    return migrate_local.run_local(binary, env, connect_timeout=kw.pop("connect_timeout", 3), **kw)
 
 
 # ------------------------------------------------------------------ migrate

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from .errors import InputError
+
 DEFAULT_PORT = 5432
 # Weakest to strictest, as libpq and pgx define them.
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -32,7 +34,7 @@ REDACTED = "***"
 _SCHEMES = ("postgres", "postgresql")
 
 
-class DsnError(ValueError):
+class DsnError(InputError):
     """A datastore URI that cannot work, with the fix. Never contains the password."""
 
 
@@ -190,7 +192,7 @@ def _unparseable_hint(uri: str) -> str:
     return (
         f"the datastore URI ({scheme}://...) does not parse as a URL; the usual cause is a "
         "password or user with @ : / ? # % or spaces that is not percent-encoded. Build it "
-        "with openfga_release.dsn.Dsn, or encode them (@ is %40, / is %2F, # is %23)"
+        "with openfga_release.recipes.dsn.Dsn, or encode them (@ is %40, / is %2F, # is %23)"
     )
 
 

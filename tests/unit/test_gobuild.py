@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from openfga_release import gobuild, releases
-from openfga_release.gobuild import BuildInputError, BuildRecipe, UnsafeBuildFlagsError
-from openfga_release.releases import RELEASES, UnknownVersionError
+from openfga_release.recipes import gobuild, releases
+from openfga_release.recipes.gobuild import BuildInputError, BuildRecipe, UnsafeBuildFlagsError
+from openfga_release.recipes.releases import RELEASES, UnknownVersionError
 
 
 def recipe(**kw):

@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from openfga_release import postgres as pg
+from openfga_release.recipes import postgres as pg
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ENV_SH = REPO / "images" / "postgres" / "initdb.d" / "00-openfga-env.sh"
 GOOD = {
     "POSTGRES_MIGRATOR_PASSWORD": "Mig-r@tor:pw/1%x?k",

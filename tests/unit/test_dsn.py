@@ -12,7 +12,7 @@ import subprocess
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from openfga_release.dsn import Dsn, DsnError, check_sslmode, default_sslmode, is_private
+from openfga_release.recipes.dsn import Dsn, DsnError, check_sslmode, default_sslmode, is_private
 
 from tests.support.gobuild_local import ensure_openfga
 
@@ -190,7 +190,7 @@ def test_openfga_accepts_the_encoded_uri_and_rejects_the_raw_one() -> None:
 
 def test_uri_given_as_is_must_name_its_sslmode_for_public_hosts() -> None:
     """OpenFGA gets a secret URI unchanged: a missing sslmode would mean 'prefer' there."""
-    from openfga_release.dsn import check_uri_as_given
+    from openfga_release.recipes.dsn import check_uri_as_given
 
     with pytest.raises(DsnError, match=r"names no sslmode.*sslmode=require") as err:
         check_uri_as_given("postgres://u:Pa55-word@db.example.com/openfga")

@@ -15,10 +15,10 @@ import dagger
 import pytest
 from dagger import dag
 from openfga_release import OpenfgaRelease
-from openfga_release import postgres as pg
-from openfga_release import postgres_pipeline as pp
+from openfga_release import postgres as pp
+from openfga_release.recipes import postgres as pg
 
-from tests import plan
+from tests.support import plan
 from tests.support.pg import bindir
 
 PLAINTEXT = "Plaintext-Secret-Value-42"

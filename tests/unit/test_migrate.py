@@ -9,9 +9,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from openfga_release import migrate
-from openfga_release.dsn import Dsn
-from openfga_release.migrate import (
+from openfga_release.recipes import migrate
+from openfga_release.recipes.dsn import Dsn
+from openfga_release.recipes.migrate import (
     MigrateError,
     MigrateLog,
     check_migrator_user,

@@ -22,14 +22,13 @@ pkg/storage/migrate) and goose v3.28:
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
+from .errors import StepError
 from .image import BINARY_PATH
 
 URI_ENV = "OPENFGA_DATASTORE_URI"
@@ -55,12 +54,8 @@ READONLY_ROLE = "openfga_readonly"
 _SEMVER = re.compile(r"^v?\d+\.\d+")
 
 
-class MigrateError(RuntimeError):
+class MigrateError(StepError):
     """Migrate failed: ``str()`` is one sentence with the fix; ``detail`` is redacted output."""
-
-    def __init__(self, sentence: str, detail: str = "") -> None:
-        super().__init__(sentence)
-        self.detail = detail
 
 
 def check_target(version: int | str | None) -> int | None:
@@ -231,8 +226,8 @@ _EXPLANATIONS: tuple[tuple[str, str], ...] = (
      "unset or false (the pipeline keeps it off)"),
     (r"invalid database uri|invalid userinfo|invalid port|invalid URL escape",
      "the datastore URI does not parse: percent-encode the user and password (@ : / ? # % and "
-     "spaces), e.g. build it with openfga_release.dsn.Dsn, or pass host, database, user and a "
-     "password secret instead of a URI"),
+     "spaces), e.g. build it with openfga_release.recipes.dsn.Dsn, or pass host, database, "
+     "user and a password secret instead of a URI"),
     (r"password authentication failed for user \"?([\w.-]+)",
      "PostgreSQL refused the password for role {0}: the datastore secret holds a wrong or "
      "stale password; update the secret (or rotate the role's password) and run again"),
@@ -319,26 +314,6 @@ def read_revision(conn: _Connection) -> int:
         return revision_from_rows(cur.fetchall())
 
 
-def run_local(
-    binary: str,
-    datastore_env: Mapping[str, str],
-    version: int | None = None,
-    *,
-    connect_timeout: int = CONNECT_TIMEOUT,
-    timeout: float = RUN_TIMEOUT,
-    base_env: Mapping[str, str] | None = None,
-) -> MigrateReport:
-    """Run migrate as the ``migrate`` function does (run + no-op pass), with a local binary.
-
-    ``datastore_env`` holds :data:`URI_ENV` (and maybe :data:`PASSWORD_ENV`).
-    """
-    argv = migrate_command(version, binary=binary, connect_timeout=connect_timeout)
-    env = clean_env(os.environ if base_env is None else base_env, **datastore_env)
-    secrets = secrets_in(datastore_env)
-    first = _run_once(argv, env, timeout, secrets)
-    return report(first, _run_once(argv, env, timeout, secrets))
-
-
 def secrets_in(datastore_env: Mapping[str, str]) -> list[str]:
     """Every value to redact: the env values and the decoded password inside the URI."""
     out = [v for v in datastore_env.values() if v]
@@ -347,16 +322,3 @@ def secrets_in(datastore_env: Mapping[str, str]) -> list[str]:
     except ValueError:
         password = None
     return [*out, unquote(password)] if password else out
-
-
-def _run_once(
-    argv: list[str], env: dict[str, str], timeout: float, secrets: list[str]
-) -> MigrateLog:
-    try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise MigrateError(
-            f"openfga migrate did not finish within {timeout:g}s: a lock held by another "
-            "session (or a hung connection) blocks it; check pg_stat_activity and run again"
-        ) from None
-    return check_result(proc.returncode, proc.stdout, proc.stderr, secrets)

@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from openfga_release import elfcheck, image
-from openfga_release.gobuild import BuildRecipe
-from openfga_release.releases import DEFAULT_VERSION, RELEASES
+from openfga_release.recipes import image
+from openfga_release.recipes.gobuild import BuildRecipe
+from openfga_release.recipes.releases import DEFAULT_VERSION, RELEASES
+from openfga_release.standalone import elfcheck
 
 from tests.support.gobuild_local import ensure_openfga, run_recipe
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -79,12 +80,6 @@ def test_version_inside_the_image_layout_reports_the_release(rootfs):
     assert f"`{DEFAULT_VERSION}`" in out.stderr
     assert rel.date in out.stderr
     assert "dev" not in out.stderr.split("`")[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_server_runs_as_non_root_inside_the_layout(rootfs):

@@ -20,22 +20,17 @@ process keeps running.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
+from .errors import StepError
 from .image import BINARY_PATH
-from .migrate import PASSWORD_ENV, URI_ENV, clean_env, explain_failure, redact, secrets_in
+from .migrate import PASSWORD_ENV, URI_ENV, explain_failure, redact
 
 HTTP_PORT = 8080
 GRPC_PORT = 8081
@@ -52,7 +47,7 @@ RUN_MIGRATE = (
 )
 
 
-class ServerNotReady(RuntimeError):
+class ServerNotReady(StepError):
     """The server did not become ready; the message says why and what to do."""
 
 
@@ -205,67 +200,3 @@ def _error_lines(log: str) -> str:
         if level in ("error", "fatal", "panic") or (level == "warn" and detailed):
             out.append(" ".join(str(rec.get(k, "")) for k in ("msg", "error", "status")))
     return "\n".join(out)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class LocalServer:
-    """A running ``openfga run`` on 127.0.0.1 (the tests' stand-in for the service)."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@contextmanager
-def run_local(
-    binary: str,
-    secret_env: Mapping[str, str],
-    *,
-    engine: str = "postgres",
-    ready_timeout: float = READY_TIMEOUT,
-    not_serving_grace: float = NOT_SERVING_GRACE,
-    wait: bool = True,
-) -> Iterator[LocalServer]:
-    """Start the binary with :func:`server_env` on free loopback ports; always stop it."""
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    plain = server_env(
-        engine=engine, host="127.0.0.1", http_port=http, grpc_port=grpc, metrics_port=metrics
-    )
-    env = clean_env(os.environ, **plain)
-    env.update(secret_env)
-    with tempfile.TemporaryDirectory(prefix="openfga-run-") as tmp:
-        log_path = Path(tmp) / "openfga.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                server_command(binary), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp
-            )
-        server = LocalServer(f"http://127.0.0.1:{http}", proc, log_path)
-        try:
-            if wait:
-                wait_ready(
-                    server.url, timeout=ready_timeout, exited=proc.poll, logs=server.logs,
-                    not_serving_grace=not_serving_grace, redacted=secrets_in(secret_env),
-                )
-            yield server
-        finally:
-            _stop(proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            # Still retrying its database, OpenFGA handles SIGTERM only afterwards: kill it.
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -10,7 +10,7 @@ import openfga_release
 import pytest
 from dagger.mod import default_module
 
-from tests import plan
+from tests.support import plan
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from .errors import InputError
 from .releases import (
     OPENFGA_MAIN_PACKAGE,
     OPENFGA_MODULE,
@@ -35,11 +36,11 @@ WHAT_WORKS = (
 )
 
 
-class UnsafeBuildFlagsError(ValueError):
+class UnsafeBuildFlagsError(InputError):
     """A flag set known to give a binary that crashes on Unikraft base-compat."""
 
 
-class BuildInputError(ValueError):
+class BuildInputError(InputError):
     """A build argument that cannot be right (arch, version label, ldflags...)."""
 
 

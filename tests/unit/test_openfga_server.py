@@ -10,24 +10,24 @@ import json
 
 import httpx
 import pytest
-from openfga_release import migrate
-from openfga_release.openfga_server import (
+from openfga_release.recipes import migrate
+from openfga_release.recipes.openfga import (
     PRESHARED_KEYS_ENV,
     RUN_MIGRATE,
     SECRET_ENV,
     Health,
     ServerNotReady,
     explain_not_ready,
-    free_port,
     new_preshared_key,
     preshared_keys_value,
-    run_local,
     server_command,
     server_env,
     wait_ready,
 )
 
 from tests.support.gobuild_local import ensure_openfga
+from tests.support.net import free_port
+from tests.support.openfga_local import run_local
 
 
 def test_env_is_least_privilege_and_holds_no_secret() -> None:

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from .errors import InputError
+
 OPENFGA_MODULE = "github.com/openfga/openfga"
 OPENFGA_MAIN_PACKAGE = "./cmd/openfga"
 OPENFGA_SOURCE_URL = "https://github.com/openfga/openfga"
@@ -27,7 +29,7 @@ GO_IMAGE = f"golang:{GO_VERSION}-bookworm"
 _VERSION_RE = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 
 
-class UnknownVersionError(ValueError):
+class UnknownVersionError(InputError):
     """The version string is malformed, or not a release this project pins."""
 
 
@@ -86,6 +88,6 @@ def release(version: str) -> Release:
         known = ", ".join(RELEASES)
         raise UnknownVersionError(
             f"OpenFGA {version} is not a release this module pins (known: {known}). "
-            "Add it to ci/src/openfga_release/releases.py with its tag date after checking "
+            "Add it to ci/src/openfga_release/recipes/releases.py with its tag date after checking "
             "it builds, or pass --source with a checkout to build that tree instead."
         ) from None

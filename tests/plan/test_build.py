@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 from dagger import dag
-from openfga_release import OpenfgaRelease, elfcheck, image, main
-from openfga_release.gobuild import BuildInputError, BuildRecipe, UnsafeBuildFlagsError
-from openfga_release.releases import DEFAULT_VERSION, GO_IMAGE, RELEASES, UnknownVersionError
+from openfga_release import OpenfgaRelease, main
+from openfga_release.recipes import image
+from openfga_release.recipes.gobuild import BuildInputError, BuildRecipe, UnsafeBuildFlagsError
+from openfga_release.recipes.releases import (
+    DEFAULT_VERSION,
+    GO_IMAGE,
+    RELEASES,
+    UnknownVersionError,
+)
+from openfga_release.standalone import elfcheck
 
-from tests import plan
+from tests.support import plan
 
 MOD = OpenfgaRelease()
 

@@ -18,17 +18,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from openfga_release import smoke
-from openfga_release.openfga_server import (
+from openfga_release.recipes.openfga import (
     PRESHARED_KEYS_ENV,
-    LocalServer,
-    free_port,
     new_preshared_key,
-    run_local,
 )
-from openfga_release.smoke import SmokeError, run_smoke
+from openfga_release.standalone import smoke
+from openfga_release.standalone.smoke import SmokeError, run_smoke
 
 from tests.support.gobuild_local import ensure_openfga
+from tests.support.net import free_port
+from tests.support.openfga_local import LocalServer, run_local
 
 KEY = new_preshared_key()
 OTHER_KEY = new_preshared_key()
@@ -142,7 +141,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 def test_cli_as_module_reads_the_key_from_the_environment(server: LocalServer) -> None:
-    module = [sys.executable, "-m", "openfga_release.smoke", "--url", server.url]
+    module = [sys.executable, "-m", "openfga_release.standalone.smoke", "--url", server.url]
     ok = _cli(module, {"FGA_TOKEN": KEY})
     assert ok.returncode == 0, ok.stderr
     assert "smoke test passed" in ok.stdout and "list-objects" in ok.stdout

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from openfga_release import postgres as pg
+from openfga_release.recipes import postgres as pg
 
-REPO = Path(__file__).resolve().parent.parent
+PG_MODULE = "openfga_release.recipes.postgres"
+
+REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / "images" / "postgres"
 
 
@@ -98,12 +100,12 @@ def test_memory_too_small_for_the_connections_names_the_fix() -> None:
 
 
 def test_memory_conf_cli() -> None:
-    ok = subprocess.run([sys.executable, "-m", "openfga_release.postgres", "memory-conf",
+    ok = subprocess.run([sys.executable, "-m", PG_MODULE, "memory-conf",
                          "--memory", "2GiB"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == pg.render_memory_conf("2GiB")
     assert "shared_buffers = 512MB" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "openfga_release.postgres", "memory-conf",
+    bad = subprocess.run([sys.executable, "-m", PG_MODULE, "memory-conf",
                           "--memory", "100MiB"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stdout == ""
@@ -124,12 +126,12 @@ def test_unikraft_memory_leaves_room_for_the_rootfs() -> None:
 
 
 def test_unikraft_memory_cli() -> None:
-    ok = subprocess.run([sys.executable, "-m", "openfga_release.postgres", "unikraft-memory",
+    ok = subprocess.run([sys.executable, "-m", PG_MODULE, "unikraft-memory",
                          "--instance-memory", "2GiB", "--rootfs-size", "280MiB"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == f"{2048 - 280 - 128}MiB\n"
-    bad = subprocess.run([sys.executable, "-m", "openfga_release.postgres", "unikraft-memory",
+    bad = subprocess.run([sys.executable, "-m", PG_MODULE, "unikraft-memory",
                           "--instance-memory", "256MiB"], capture_output=True, text=True)
     assert bad.returncode == 2 and "give the instance at least" in bad.stderr
 

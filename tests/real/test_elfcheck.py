@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from openfga_release import elfcheck
-from openfga_release.elfcheck import NotShippableError
+from openfga_release.standalone import elfcheck
+from openfga_release.standalone.elfcheck import NotShippableError
 
 ELFCHECK = Path(elfcheck.__file__)
 HELLO = 'package main\nimport "fmt"\nfunc main() { fmt.Println("hello") }\n'

@@ -4,7 +4,7 @@ Plain module, standard library and httpx only (no package imports), so it also
 runs as a script in any Python container:
 
     FGA_TOKEN=... python smoke.py --url http://openfga:8080
-    FGA_TOKEN=... python -m openfga_release.smoke --url https://fga.example.com
+    FGA_TOKEN=... python -m openfga_release.standalone.smoke --url https://fga.example.com
 
 Steps, each named in the report and in any failure: health, create-store,
 write-model (schema 1.1), write-tuples, check-allowed, check-denied,
