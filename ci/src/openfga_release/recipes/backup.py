@@ -64,7 +64,6 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from . import postgres as pgconf
-from . import refs
 from .dsn import Dsn, DsnError, is_private
 from .errors import InputError, StepError
 from .migrate import revision_from_rows
@@ -1004,10 +1003,20 @@ def job_env(db: Database, where: ObjectStore, *, keep: int = DEFAULT_KEEP,
     return env
 
 
+_PINNED = re.compile(
+    r"(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9][a-z0-9._/-]*(:v?\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?"
+)
+
+
 def check_image(image: str) -> str:
-    """The backup image a schedule runs: pinned by digest or a full version tag."""
-    refs.check_pinned(image, what="backup", parts=2,
-                      example="registry.example.com/openfga-backup@sha256:<64 hex>")
+    """The backup image a schedule runs: pinned by digest or a version tag (x.y...)."""
+    m = _PINNED.fullmatch(image)
+    if not m or not (m.group(1) or m.group(2)):
+        raise BackupInputError(
+            f"backup image {image!r} is not pinned: name a digest (for example "
+            "registry.example.com/openfga-backup@sha256:<64 hex>) or a full version tag, so "
+            "every scheduled run uses the same client tools"
+        )
     return image
 
 
