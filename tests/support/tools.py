@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openfga_release.recipes import publish, sign
+
 
 def cache_root() -> Path:
     """Where heavy builds are kept between runs (outside the checkout: clean clones reuse them)."""
@@ -68,10 +70,9 @@ GO_TOOLS: dict[str, GoTool] = {
     for t in (
         GoTool("registry", "github.com/distribution/distribution/v3", "v3.1.2",
                "github.com/distribution/distribution/v3/cmd/registry"),
-        GoTool("crane", "github.com/google/go-containerregistry", "v0.22.1",
-               "github.com/google/go-containerregistry/cmd/crane"),
-        GoTool("cosign", "github.com/sigstore/cosign/v2", "v2.6.5",
-               "github.com/sigstore/cosign/v2/cmd/cosign"),
+        # crane and cosign: the versions the pipeline builds (one owner: the recipes).
+        GoTool("crane", publish.CRANE_MODULE, publish.CRANE_VERSION, publish.CRANE_PACKAGE),
+        GoTool("cosign", sign.COSIGN_MODULE, sign.COSIGN_VERSION, sign.COSIGN_PACKAGE),
         GoTool("actionlint", "github.com/rhysd/actionlint", "v1.7.12",
                "github.com/rhysd/actionlint/cmd/actionlint"),
         GoTool("versitygw", "github.com/versity/versitygw", "v1.8.0",
