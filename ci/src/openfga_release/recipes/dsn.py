@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
@@ -547,6 +547,13 @@ def _diagnose(uri: str) -> str:
     return "a user, password, host, port or database holds a character that must be encoded"
 
 
+_KNOWN_KEYS = frozenset(PGX_ENV.values()) | {
+    "dbname", "hostaddr", "ssl", "sslsni", "krbsrvname", "krbspn", "search_path",
+    "statement_cache_capacity", "description_cache_capacity", "default_query_exec_mode",
+    "pool_max_conns", "pool_min_conns", "pool_max_conn_lifetime", "pool_max_conn_idle_time",
+}  # fmt: skip
+
+
 def _refuse_keys(keys: list[str]) -> None:
     overrides = {"host": "the host", "hostaddr": "the host", "port": "the port",
                  "user": "the user", "password": "the password", "database": "the database",
@@ -566,8 +573,10 @@ def _refuse_keys(keys: list[str]) -> None:
         if key == "ssl":
             raise DsnError("the datastore URI uses ssl=...: write sslmode=require (or verify-full)")
         if key not in ALLOWED_QUERY_KEYS:
+            # Only a key pgx knows is quoted: an unknown one could be anything, a password too.
+            named = f"parameter {key}" if key in _KNOWN_KEYS else "an unknown parameter"
             raise DsnError(
-                f"the datastore URI's query parameter {key} is not one this pipeline passes on "
+                f"the datastore URI's query {named} is not one this pipeline passes on "
                 f"(it may read files, change the server or carry secrets): use only "
                 f"{', '.join(ALLOWED_QUERY_KEYS)}"
             )
@@ -772,3 +781,50 @@ class Dsn:
         if "," in shape["hosts"]:
             raise DsnError("a Dsn holds one host: use check_uri_as_given for a host list")
         return _as_dsn(uri, pgx_config(uri))
+
+
+# -- redaction of tool output ------------------------------------------------------
+
+# Go's url.Error prints `parse "URL": reason` with URL %q-escaped (\" inside); in
+# OpenFGA's JSON logs the quotes are \" and the escapes doubled. The URL can be a
+# whole password or half of one: everything up to the last `": ` goes.
+_GO_PARSE = re.compile(r'parse (\\*)"(?:.*\1": |.*$)', re.MULTILINE)
+# Reasons in Go's and pgx's errors that quote bytes of the URI.
+_QUOTED_PART = re.compile(
+    r"(invalid URL escape|invalid port|invalid character|unexpected spaces found in|"
+    r'invalid percent-encoded token:) (\\*)"(?:[^"\\]|\\.)*?\2"'
+)
+# pgx's ParseConfigError: cannot parse `URI`: reason (its own masking is best effort).
+_PGX_PARSE = re.compile(r"cannot parse `(?:.*`: |.*$)", re.MULTILINE)
+_URI_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*:(?://)?[^:/@\s\"\\]*:)[^@\s\"]*@", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"\b(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s\"\\]+)", re.IGNORECASE)
+_SHORT_SECRET = 4  # below this, a secret is redacted where it stands alone, not inside words
+
+
+def _forms(secret: str) -> set[str]:
+    """How a secret can appear: raw, URL-encoded, Go-%q/JSON-escaped (once and twice)."""
+    go = secret.replace("\\", "\\\\").replace('"', '\\"')
+    forms = {secret, quote(secret, safe=""), quote(secret), go, go.replace("\\", "\\\\")}
+    forms.add(quote(secret, safe="").replace("%20", "+"))
+    return {f for f in forms if f}
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` without the secrets (in every form they print in) or any URI password.
+
+    Secrets of :data:`_SHORT_SECRET` characters or more go wherever they appear;
+    shorter ones wherever they stand alone (not inside a word). Whatever the
+    secrets, the URI in Go's ``parse "..."`` errors and pgx's ``cannot parse``
+    errors, a URI's userinfo password and a ``password=`` value always go.
+    """
+    for secret in sorted(secrets, key=len, reverse=True):
+        for form in sorted(_forms(secret), key=len, reverse=True):
+            if len(secret) >= _SHORT_SECRET:
+                text = text.replace(form, REDACTED)
+            else:
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", REDACTED, text)
+    text = _GO_PARSE.sub(lambda m: f'parse {m[1]}"<datastore URI, redacted>{m[1]}": ', text)
+    text = _QUOTED_PART.sub(lambda m: f'{m[1]} {m[2]}"<redacted>{m[2]}"', text)
+    text = _PGX_PARSE.sub("cannot parse `<datastore URI, redacted>`: ", text)
+    text = _KEYWORD_PASSWORD.sub(rf"\1{REDACTED}", text)
+    return _URI_USERINFO.sub(rf"\1{REDACTED}@", text)
