@@ -25,6 +25,7 @@ from openfga_release.recipes.dsn import (
     check_datastore_uri,
     pgx_config,
 )
+from openfga_release.recipes.errors import ReleaseError
 
 from tests.support.pgx import probe
 
@@ -217,7 +218,7 @@ def test_the_migrator_guard_sees_the_user_pgx_uses(answers: list[dict[str, Any]]
     app = next(i for i, c in enumerate(CORPUS) if c[0].startswith("postgres://openfga_app:"))
     config = check_datastore_uri(CORPUS[app][0])
     assert config.user == answers[app]["pgx"]["user"] == "openfga_app"
-    with pytest.raises(migrate.MigrateInputError, match="may not run migrations"):
+    with pytest.raises(ReleaseError, match="may not run migrations"):
         migrate.check_migrator_user(config.user)
     # ?user= is what pgx would use, past the userinfo: refused before the guard.
     sneaky = next(i for i, c in enumerate(CORPUS) if "?user=openfga_app" in c[0])
