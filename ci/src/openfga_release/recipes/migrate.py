@@ -26,8 +26,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from . import dsn
 from .errors import StepError
 from .image import BINARY_PATH
 
@@ -204,19 +205,13 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(_relevant(text)[-lines:])
 
 
-_URI_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s\"]*:)[^@\s\"]*@", re.IGNORECASE)
-# Go's url.Parse errors quote the start of the URI, which can be half a password.
-_GO_PARSE = re.compile(r'parse "[^"]*"')
-
-
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` without the given secrets (raw or URL-encoded) or any URI password."""
-    for secret in secrets:
-        if len(secret) >= 3:
-            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-                text = text.replace(form, "***")
-    text = _GO_PARSE.sub('parse "<datastore URI, redacted>"', text)
-    return _URI_USERINFO.sub(r"\1***@", text)
+    """``text`` without the secrets (every printed form, any length) or any URI password.
+
+    One owner: :func:`openfga_release.recipes.dsn.redact` (Go's %q-escaped
+    ``parse "..."`` errors, pgx's ``cannot parse``, JSON-escaped logs).
+    """
+    return dsn.redact(text, secrets)
 
 
 # (pattern in the error text, one sentence: what is wrong and how to fix it)
