@@ -157,7 +157,8 @@ def test_migration_job_is_per_version_bounded_and_uses_the_migrator(
         src: k8s.PostgresSources) -> None:
     objs = rendered(src, openfga_version="v1.21.0")["openfga"]
     job = by_kind(objs, "Job")[0]
-    assert job["metadata"]["name"] == "openfga-migrate-v1-21-0"
+    assert job["metadata"]["name"] == "openfga-migrate-v1-21-0-aaaaaaaaaa"
+    assert k8s.migrate_job_name("v1.22.1") == "openfga-migrate-v1-22-1"
     assert job["spec"]["backoffLimit"] == k8s.MIGRATE_BACKOFF_LIMIT <= 3
     assert 0 < job["spec"]["activeDeadlineSeconds"] <= 3600
     c = job["spec"]["template"]["spec"]["containers"][0]

@@ -389,9 +389,16 @@ def _openfga_uid_gid() -> tuple[int, int]:
     return int(uid), int(gid)
 
 
-def migrate_job_name(version: str) -> str:
-    """One Job per OpenFGA version: ``openfga-migrate-v1-22-1``."""
-    return f"{OPENFGA}-migrate-" + re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
+def migrate_job_name(version: str, image_ref: str = "") -> str:
+    """One Job per OpenFGA version: ``openfga-migrate-v1-22-1``, plus the first 10 hex digits
+    of the image digest when there is one (``...-v1-22-1-3f2a9c0b1d``): a Job's pod template
+    is immutable, so a rebuilt image of the same version gets its own (idempotent) Job
+    instead of an apply error."""
+    name = f"{OPENFGA}-migrate-" + re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
+    digest = refs.parse(image_ref).digest if image_ref else None
+    if digest:
+        name += "-" + digest.split(":", 1)[1][:10]
+    return name
 
 
 def postgres_host(spec: Spec) -> str:
@@ -755,7 +762,7 @@ def postgres_cnpg_objects(spec: Spec, src: PostgresSources) -> list[Obj]:
 def migrate_job(spec: Spec) -> Obj:
     uid, gid = _openfga_uid_gid()
     app, comp = OPENFGA, "migrate"
-    name = migrate_job_name(spec.openfga_version)
+    name = migrate_job_name(spec.openfga_version, "" if spec.placeholders else spec.openfga_image)
     container = {
         "name": "migrate",
         "image": image(spec, "openfga"),
