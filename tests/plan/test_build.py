@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from dagger import dag
-from openfga_release import OpenfgaRelease, main
+from openfga_release import openfga as wiring
 from openfga_release.recipes import image
 from openfga_release.recipes.gobuild import BuildInputError, BuildRecipe, UnsafeBuildFlagsError
+from openfga_release.recipes.refs import PYTHON_IMAGE, ImageRefError
 from openfga_release.recipes.releases import (
     DEFAULT_VERSION,
     GO_IMAGE,
@@ -19,8 +20,7 @@ from openfga_release.recipes.releases import (
 from openfga_release.standalone import elfcheck
 
 from tests.support import plan
-
-MOD = OpenfgaRelease()
+from tests.support.module import call
 
 
 def go_container(binary) -> object:
@@ -31,7 +31,7 @@ def go_container(binary) -> object:
 
 
 def test_release_build_plan_runs_the_recipe_in_the_pinned_go_image():
-    binary = MOD.build_openfga()
+    binary = call("build_openfga")
     expected = BuildRecipe.for_release(RELEASES[DEFAULT_VERSION])
     assert plan.execs(binary)[:2] == [expected.download_args(), expected.build_args()]
     built = go_container(binary)
@@ -40,29 +40,29 @@ def test_release_build_plan_runs_the_recipe_in_the_pinned_go_image():
     env = plan.env_of(built)
     for key, value in expected.env().items():
         assert env[key] == value
-    assert env["GOMODCACHE"] == main.GOMODCACHE and env["GOCACHE"] == main.GOCACHE
+    assert env["GOMODCACHE"] == wiring.GOMODCACHE and env["GOCACHE"] == wiring.GOCACHE
     workdir = [s.args["path"] for s in steps if s.name == "withWorkdir"]
-    assert workdir == [expected.module_dir(main.GOMODCACHE)]
+    assert workdir == [expected.module_dir(wiring.GOMODCACHE)]
     assert steps[-1].name == "file" and steps[-1].args["path"] == "/out/openfga"
 
 
 def test_go_caches_are_named_volumes_mounted_where_go_looks():
-    binary = MOD.build_openfga()
+    binary = call("build_openfga")
     mounts = {
         s.args["path"]: plan.chain(s.args["cache"])[-1].args["key"]
         for s in plan.chain(go_container(binary))
         if s.name == "withMountedCache"
     }
     assert mounts == {
-        main.GOMODCACHE: "openfga-release-gomod",
-        main.GOCACHE: "openfga-release-gobuild-golang-1.26.8-bookworm",
+        wiring.GOMODCACHE: "openfga-release-gomod",
+        wiring.GOCACHE: "openfga-release-gobuild-golang-1.26.8-bookworm",
     }
 
 
 def test_binary_is_returned_only_through_the_elf_check():
-    binary = MOD.build_openfga(arch="arm64")
+    binary = call("build_openfga", arch="arm64")
     steps = plan.chain(binary)
-    assert [s.args.get("address") for s in steps if s.name == "from"] == [main.PYTHON_IMAGE]
+    assert [s.args.get("address") for s in steps if s.name == "from"] == [PYTHON_IMAGE]
     new_file = next(s for s in steps if s.name == "withNewFile")
     assert new_file.args["contents"] == Path(elfcheck.__file__).read_text()
     # The check runs after the copy, and the file handed back is read after the check.
@@ -81,7 +81,7 @@ def test_binary_is_returned_only_through_the_elf_check():
 
 
 def test_every_image_is_pinned():
-    for address in plan.images(MOD.openfga_image(overlay=dag.directory())):
+    for address in plan.images(call("openfga_image", overlay=dag.directory())):
         name, _, tag = address.rpartition(":")
         assert name and tag and tag != "latest", address
         assert any(ch.isdigit() for ch in tag), address
@@ -90,8 +90,8 @@ def test_every_image_is_pinned():
 def test_source_build_mounts_the_checkout_and_needs_a_label():
     src = dag.directory().with_new_file("go.mod", "module github.com/openfga/openfga\n")
     with pytest.raises(BuildInputError, match="--version"):
-        MOD.build_openfga(source=src)
-    binary = MOD.build_openfga(source=src, version="v1.22.1-fork.1", commit="abc1234")
+        call("build_openfga", source=src)
+    binary = call("build_openfga", source=src, version="v1.22.1-fork.1", commit="abc1234")
     steps = plan.chain(go_container(binary))
     mounted = [s for s in steps if s.name == "withDirectory"]
     assert [s.args["path"] for s in mounted] == ["/src"] and mounted[0].args["source"] is src
@@ -111,17 +111,17 @@ def test_source_build_mounts_the_checkout_and_needs_a_label():
         ({"arch": "riscv64"}, BuildInputError),
         ({"version": "v0.0.1"}, UnknownVersionError),
         ({"version": "main"}, UnknownVersionError),
-        ({"go_image": "golang:latest"}, BuildInputError),
-        ({"go_image": "golang"}, BuildInputError),
-        ({"go_image": "golang:1"}, BuildInputError),
-        ({"go_image": "golang:1.26"}, BuildInputError),
-        ({"go_image": "golang:1.26-bookworm"}, BuildInputError),
-        ({"go_image": "golang:bookworm"}, BuildInputError),
+        ({"go_image": "golang:latest"}, ImageRefError),
+        ({"go_image": "golang"}, ImageRefError),
+        ({"go_image": "golang:1"}, ImageRefError),
+        ({"go_image": "golang:1.26"}, ImageRefError),
+        ({"go_image": "golang:1.26-bookworm"}, ImageRefError),
+        ({"go_image": "golang:bookworm"}, ImageRefError),
     ],
 )
 def test_bad_input_fails_while_planning_before_any_build(kw, error):
     with pytest.raises(error):
-        MOD.build_openfga(**kw)
+        call("build_openfga", **kw)
 
 
 @pytest.mark.parametrize(
@@ -133,12 +133,12 @@ def test_bad_input_fails_while_planning_before_any_build(kw, error):
     ],
 )
 def test_pinned_go_images_are_accepted(go_image):
-    assert go_image in plan.images(MOD.build_openfga(go_image=go_image))
+    assert go_image in plan.images(call("build_openfga", go_image=go_image))
 
 
 def test_image_plan_scratch_layout_user_entrypoint_ports():
     overlay = dag.directory().with_new_file("etc/motd", "hi")
-    ctr = MOD.openfga_image(overlay=overlay)
+    ctr = call("openfga_image", overlay=overlay)
     steps = plan.chain(ctr)
     assert steps[0].name == "container" and steps[0].args == {"platform": "linux/amd64"}
     assert "from" not in [s.name for s in steps]  # scratch: nothing pulled as the base
@@ -164,7 +164,7 @@ def test_image_plan_scratch_layout_user_entrypoint_ports():
 
 
 def test_image_binary_is_the_checked_one():
-    ctr = MOD.openfga_image(overlay=dag.directory(), arch="arm64")
+    ctr = call("openfga_image", overlay=dag.directory(), arch="arm64")
     copy = next(s for s in plan.calls(ctr, "withFile") if s.args["path"] == "/in/openfga")
     checked = copy.args["source"]
     assert plan.chain(checked)[-1].args["path"] == "/check/openfga"
@@ -174,7 +174,7 @@ def test_image_binary_is_the_checked_one():
 def test_image_labels_come_from_the_release_not_the_clock():
     labels = {
         s.args["name"]: s.args["value"]
-        for s in plan.chain(MOD.openfga_image(version="v1.18.1", overlay=dag.directory()))
+        for s in plan.chain(call("openfga_image", version="v1.18.1", overlay=dag.directory()))
         if s.name == "withLabel"
     }
     rel = RELEASES["v1.18.1"]
@@ -192,6 +192,6 @@ def test_same_inputs_give_the_same_plan():
             for s in plan.walk(ctr)
         ]
 
-    a = render(MOD.openfga_image(overlay=dag.directory()))
-    b = render(MOD.openfga_image(overlay=dag.directory()))
+    a = render(call("openfga_image", overlay=dag.directory()))
+    b = render(call("openfga_image", overlay=dag.directory()))
     assert a == b

@@ -8,97 +8,45 @@ builds before and around them is the real plan.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import dagger
 import pytest
 from dagger import dag
-from openfga_release import OpenfgaRelease, main
+from openfga_release.recipes import e2e as e2e_recipe
 from openfga_release.recipes import migrate
 from openfga_release.recipes import openfga as openfga_server
 from openfga_release.recipes.dsn import DsnError
+from openfga_release.recipes.errors import InputError
 from openfga_release.recipes.migrate import MigrateError
+from openfga_release.recipes.refs import PYTHON_IMAGE
 from openfga_release.standalone import smoke
 
 from tests.support import plan
+from tests.support.engine import Answer, FakeEngine, Responder, db_info
+from tests.support.module import call
 
-MOD = OpenfgaRelease()
 PASSWORD = "Sup3r/s3cret@pass#word"
 
 
-def db_info(revision: int) -> str:
-    return json.dumps({"level": "info", "msg": "db info", "current version": revision})
-
-
-def is_migrate(ctr) -> bool:
-    execs = [st.args["args"] for st in plan.chain(ctr) if st.name == "withExec"]
-    return bool(execs) and execs[-1][1:2] == ["migrate"]
-
-
-@dataclass
-class FakeEngine:
-    """Answers the awaited leaves; records what they were asked on, in order."""
-
-    revisions: list[int] = field(default_factory=lambda: [0, 6])
-    uri: str = ""
-    exit_code: int = 0
-    stderr: str = ""
-    platform: str = "linux/amd64"
-    smoke_fails: bool = False
-    exec_containers: list[dagger.Container] = field(default_factory=list)
-    stdout_containers: list[dagger.Container] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-
-    def install(self, mp: pytest.MonkeyPatch) -> FakeEngine:
-        engine = self
-
-        async def exit_code(ctr):
-            engine.exec_containers.append(ctr)
-            engine.events.append("migrate")
-            return engine.exit_code
-
-        async def stdout(ctr):
-            if is_migrate(ctr):  # the run that exit_code was just asked about
-                return db_info(engine.revisions[(len(engine.exec_containers) - 1) % 2])
-            engine.stdout_containers.append(ctr)
-            engine.events.append("smoke")
-            if engine.smoke_fails:
-                raise RuntimeError("smoke step 'check-allowed' failed")
-            return "smoke: ok"
-
-        async def stderr(ctr):
-            return engine.stderr
-
-        async def plaintext(secret):
-            return engine.uri
-
-        async def default_platform(client):
-            return dagger.Platform(engine.platform)
-
-        async def start(service):
-            engine.events.append("start")
-            return service
-
-        async def stop(service, **kw):
-            engine.events.append("stop")
-            return service
-
-        mp.setattr(dagger.Container, "exit_code", exit_code)
-        mp.setattr(dagger.Container, "stdout", stdout)
-        mp.setattr(dagger.Container, "stderr", stderr)
-        mp.setattr(dagger.Secret, "plaintext", plaintext)
-        mp.setattr(dagger.Client, "default_platform", default_platform)
-        mp.setattr(dagger.Service, "start", start)
-        mp.setattr(dagger.Service, "stop", stop)
-        return self
+def migrations(*revisions: int) -> Responder:
+    """Answers successive ``openfga migrate`` runs: each reports the next revision found."""
+    found = iter(revisions)
+    return lambda argv, ctr: Answer(stdout=db_info(next(found)))
 
 
 @pytest.fixture
 def engine(monkeypatch) -> FakeEngine:
-    return FakeEngine().install(monkeypatch)
+    fake = FakeEngine()
+    fake.respond("openfga migrate", migrations(0, 6))
+    fake.respond("smoke.py", lambda argv, ctr: Answer(stdout="smoke: ok"))
+    return fake.install(monkeypatch)
+
+
+def migrated(engine: FakeEngine, run: int = 0):
+    """The container of the ``run``-th openfga migrate the engine was asked about."""
+    return engine.containers("openfga migrate")[run]
 
 
 def run(fn, *args, **kw):
@@ -111,9 +59,9 @@ def migrate_execs(ctr) -> list[list[str]]:
 
 def test_migrate_with_host_and_secret_password(engine):
     password = dag.set_secret("pw", PASSWORD)
-    out = run(MOD.migrate, host="db.example.com", password=password, overlay=dag.directory())
+    out = run(call, "migrate", host="db.example.com", password=password, overlay=dag.directory())
     assert out == "schema migrated from revision 0 to 6"
-    first, second = engine.exec_containers
+    first, second = engine.containers("openfga migrate")
     assert migrate_execs(first)[-1] == migrate.migrate_command()
     assert "--version" not in migrate_execs(first)[-1]
     env = plan.env_of(first)
@@ -137,32 +85,33 @@ def test_migrate_with_host_and_secret_password(engine):
 
 
 def test_migrate_reads_any_exit_code_and_both_streams(engine):
-    run(MOD.migrate, host="10.0.0.5", password=dag.set_secret("pw", PASSWORD))
-    exec_step = [s for s in plan.chain(engine.exec_containers[0]) if s.name == "withExec"][-1]
+    run(call, "migrate", host="10.0.0.5", password=dag.set_secret("pw", PASSWORD))
+    exec_step = [s for s in plan.chain(migrated(engine)) if s.name == "withExec"][-1]
     assert exec_step.args["expect"] == "ANY"  # a failure is read and explained, not raised raw
 
 
 def test_migrate_runs_natively_on_the_engine_platform(engine):
     engine.platform = "linux/arm64"
-    run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD))
-    assert plan.chain(engine.exec_containers[0])[0].args == {"platform": "linux/arm64"}
-    checked = [s.args["args"] for s in plan.walk(engine.exec_containers[0]) if s.name == "withExec"]
+    run(call, "migrate", host="db.internal", password=dag.set_secret("pw", PASSWORD))
+    assert plan.chain(migrated(engine))[0].args == {"platform": "linux/arm64"}
+    checked = plan.execs(migrated(engine))
     assert ["python3", "/check/elfcheck.py", "--arch", "arm64", "/check/openfga"] in checked
 
 
 def test_migrate_runs_in_the_openfga_image(engine):
-    run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD))
-    ctr = engine.exec_containers[0]
+    run(call, "migrate", host="db.internal", password=dag.set_secret("pw", PASSWORD))
+    ctr = migrated(engine)
     assert plan.chain(ctr)[0].args == {"platform": "linux/amd64"}
     assert plan.chain(ctr)[1].name == "withRootfs"
 
 
 def test_migrate_to_a_revision_only_when_asked(engine):
-    engine.revisions = [6, 3]
+    engine.respond("openfga migrate", migrations(6, 3))
     out = run(
-        MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD), schema_revision=3
-    )
-    first, second = engine.exec_containers
+        call, "migrate", host="db.internal", password=dag.set_secret("pw", PASSWORD),
+        schema_revision=3,
+    )  # fmt: skip
+    first, second = engine.containers("openfga migrate")
     assert migrate_execs(first)[-1][-2:] == ["--version", "3"]
     # The verification pass must aim at the same revision: without --version
     # OpenFGA would migrate on up to the newest one, undoing the request.
@@ -171,14 +120,15 @@ def test_migrate_to_a_revision_only_when_asked(engine):
 
 
 def test_migrate_with_a_secret_uri_is_checked_before_it_runs(engine):
-    engine.uri = "postgres://openfga_migrator:x@db.example.com/openfga?sslmode=require"
-    uri = dag.set_secret("uri", engine.uri)
-    run(MOD.migrate, datastore_uri=uri)
+    uri = dag.set_secret(
+        "uri", "postgres://openfga_migrator:x@db.example.com/openfga?sslmode=require"
+    )
+    run(call, "migrate", datastore_uri=uri)
     secret_vars = [
-        s.args for s in plan.chain(engine.exec_containers[0]) if s.name == "withSecretVariable"
+        s.args for s in plan.chain(migrated(engine)) if s.name == "withSecretVariable"
     ]
     assert secret_vars == [{"name": migrate.URI_ENV, "secret": uri}]
-    assert migrate.URI_ENV not in plan.env_of(engine.exec_containers[0])
+    assert migrate.URI_ENV not in plan.env_of(migrated(engine))
 
 
 @pytest.mark.parametrize(
@@ -189,17 +139,16 @@ def test_migrate_with_a_secret_uri_is_checked_before_it_runs(engine):
             DsnError,
             "sslmode=disable",
         ),
-        ("postgres://openfga_app:x@db.internal/openfga", MigrateError, "openfga_app may not"),
+        ("postgres://openfga_app:x@db.internal/openfga", InputError, "openfga_app may not"),
         ("postgres://openfga_migrator:x@db.example.com/openfga", DsnError, "names no sslmode"),
         ("postgres://openfga_migrator:pa/ss#1@db.internal/openfga", DsnError, "percent-encoded"),
     ],
 )
 def test_bad_secret_uri_fails_before_any_run_without_showing_it(engine, uri, error, match):
-    engine.uri = uri
     with pytest.raises(error, match=match) as err:
-        run(MOD.migrate, datastore_uri=dag.set_secret("uri", uri))
+        run(call, "migrate", datastore_uri=dag.set_secret("uri", uri))
     assert ":x@" not in str(err.value) and "pa/ss" not in str(err.value)
-    assert engine.exec_containers == []
+    assert engine.containers("openfga migrate") == []
 
 
 @pytest.mark.parametrize(
@@ -215,28 +164,28 @@ def test_bad_secret_uri_fails_before_any_run_without_showing_it(engine, uri, err
 def test_bad_migrate_input_fails_before_any_run(engine, kw, match):
     if "host" in kw and kw != {"host": "db.internal"}:
         kw["password"] = dag.set_secret("pw", PASSWORD)
-    with pytest.raises((MigrateError, DsnError), match=match):
-        run(MOD.migrate, **kw)
-    assert engine.exec_containers == []
+    with pytest.raises(InputError, match=match):
+        run(call, "migrate", **kw)
+    assert engine.containers("openfga migrate") == []
 
 
 def test_migrate_failure_is_explained_with_the_output_redacted(engine):
     secret_password = "Hunter2-is-n0t-a-password"
-    engine.uri = f"postgres://openfga_migrator:{secret_password}@db.internal/openfga"
-    engine.exit_code = 1
+    uri = f"postgres://openfga_migrator:{secret_password}@db.internal/openfga"
     # What OpenFGA prints on a bad login, echoing the URI it was given.
-    engine.stderr = (
+    stderr = (
         f"failed to connect to `postgres://openfga_migrator:{secret_password}@db.internal/openfga`:"
         ' FATAL: password authentication failed for user "openfga_migrator"'
     )
+    engine.respond("openfga migrate", lambda argv, ctr: Answer(1, stderr=stderr))
     with pytest.raises(MigrateError) as err:
-        run(MOD.migrate, datastore_uri=dag.set_secret("uri", engine.uri))
+        run(call, "migrate", datastore_uri=dag.set_secret("uri", uri))
     message = str(err.value)
     assert "password" in message.splitlines()[0]  # the one-sentence explanation
     assert "openfga migrate said (redacted)" in message  # and the output, for the details
     assert "FATAL" in message
     assert secret_password not in message
-    assert len(engine.exec_containers) == 1  # no second pass after a failure
+    assert len(engine.containers("openfga migrate")) == 1  # no second pass after a failure
 
 
 def test_migrate_timeout_is_a_sentence_not_a_bare_timeout(engine, monkeypatch):
@@ -244,17 +193,18 @@ def test_migrate_timeout_is_a_sentence_not_a_bare_timeout(engine, monkeypatch):
         await anyio.sleep(30)
 
     monkeypatch.setattr(dagger.Container, "exit_code", hang)
+    monkeypatch.setattr(migrate, "CONNECT_TIMEOUT", 0)  # so a 1 s bound is accepted
     with pytest.raises(MigrateError, match="did not finish within 1 s"):
-        run(MOD.migrate, host="db.internal", password=dag.set_secret("pw", PASSWORD), timeout=1)
+        run(call, "migrate", host="db.internal", password=dag.set_secret("pw", PASSWORD), timeout=1)
 
 
 def test_smoke_runs_the_plain_script_in_a_pinned_python_with_the_key_as_a_secret(engine):
     token = dag.set_secret("tok", "a-preshared-key-0123456789")
-    out = run(MOD.smoke, url="https://fga.example.com", token=token)
+    out = run(call, "smoke", url="https://fga.example.com", token=token)
     assert out == "smoke: ok"
-    (ctr,) = engine.stdout_containers
+    (ctr,) = engine.containers("smoke.py")
     steps = plan.chain(ctr)
-    assert plan.images(ctr) == [main.PYTHON_IMAGE]
+    assert plan.images(ctr) == [PYTHON_IMAGE]
     assert ["pip", "install", "--disable-pip-version-check", "httpx==0.28.1"] in plan.execs(ctr)
     script = next(s for s in steps if s.name == "withNewFile")
     assert script.args["path"] == "/smoke/smoke.py"
@@ -268,11 +218,11 @@ def test_smoke_runs_the_plain_script_in_a_pinned_python_with_the_key_as_a_secret
 
 def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
     config = dag.directory()
-    out = run(MOD.test_e2e, config=config, overlay=dag.directory())
+    out = run(call, "test_e2e", postgres_config=config, overlay=dag.directory())
     assert out.startswith("schema migrated from revision 0 to 6")
 
     # migrate: as the migrator, to the service bound as "postgres", verifying its TLS.
-    migrator = engine.exec_containers[0]
+    migrator = migrated(engine)
     assert plan.env_of(migrator)[migrate.URI_ENV] == (
         "postgres://openfga_migrator@postgres:5432/openfga?sslmode=verify-full"
         "&sslrootcert=%2Fetc%2Fssl%2Fpostgres%2Fca.crt&connect_timeout=10"
@@ -285,7 +235,7 @@ def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
     ca = next(
         s
         for s in plan.chain(migrator)
-        if s.name == "withFile" and s.args["path"] == main.POSTGRES_CA
+        if s.name == "withFile" and s.args["path"] == e2e_recipe.POSTGRES_CA
     )
     ca_dir = plan.chain(ca.args["source"])
     assert ca_dir[-1].args == {"path": "ca.crt"}
@@ -305,7 +255,7 @@ def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
     )
 
     # smoke: bound to the OpenFGA service, key only as a secret.
-    (smoke_ctr,) = engine.stdout_containers
+    (smoke_ctr,) = engine.containers("smoke.py")
     assert plan.execs(smoke_ctr)[-1] == smoke.smoke_command("http://openfga:8080")
     server_binding = next(s for s in plan.chain(smoke_ctr) if s.name == "withServiceBinding")
     assert server_binding.args["alias"] == "openfga"
@@ -336,14 +286,14 @@ def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
 
 
 def test_e2e_keeps_postgres_up_from_before_migrate_until_after_smoke(engine):
-    run(MOD.test_e2e, config=dag.directory(), overlay=dag.directory())
-    assert engine.events == ["start", "migrate", "migrate", "smoke", "stop"]
+    run(call, "test_e2e", postgres_config=dag.directory(), overlay=dag.directory())
+    assert engine.events == ["start", "openfga migrate", "openfga migrate", "smoke.py", "stop"]
 
 
 def test_e2e_stops_postgres_when_the_smoke_test_fails(engine):
-    engine.smoke_fails = True
+    engine.respond("smoke.py", lambda argv, ctr: Answer(1, stderr="step 'check-allowed' failed"))
     with pytest.raises(RuntimeError, match="check-allowed"):
-        run(MOD.test_e2e, config=dag.directory(), overlay=dag.directory())
+        run(call, "test_e2e", postgres_config=dag.directory(), overlay=dag.directory())
     assert engine.events[-1] == "stop"
 
 
@@ -357,9 +307,9 @@ def test_e2e_secrets_never_appear_as_plain_strings(engine):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dagger.Client, "set_secret", recording_set_secret)
-        run(MOD.test_e2e, config=dag.directory(), overlay=dag.directory())
+        run(call, "test_e2e", postgres_config=dag.directory(), overlay=dag.directory())
     assert len(created) == 4  # three role passwords and the preshared key
-    containers = engine.exec_containers + engine.stdout_containers
+    containers = engine.containers("openfga migrate") + engine.containers("smoke.py")
     for ctr in containers:
         for step in plan.walk(ctr):
             if step.name == "setSecret":

@@ -14,11 +14,12 @@ from typing import Any
 import dagger
 import pytest
 from dagger import dag
-from openfga_release import OpenfgaRelease
 from openfga_release import postgres as pp
 from openfga_release.recipes import postgres as pg
+from openfga_release.recipes.errors import InputError
 
 from tests.support import plan
+from tests.support.module import call
 from tests.support.pg import bindir
 
 PLAINTEXT = "Plaintext-Secret-Value-42"
@@ -125,9 +126,8 @@ def test_bad_arguments_fail_while_planning(kw: dict[str, Any], message: str) -> 
         names = {name_keys[key]: k.pop(key) for key in list(k) if key in name_keys}
         return service(names=pg.Names(**names), **k)[0]
 
-    for build in (lambda **k: OpenfgaRelease().postgres_image(config=dag.directory(), **k),
-                  service_with):
-        with pytest.raises(pg.PostgresConfigError, match=re.escape(message)):
+    for build in (lambda **k: call("postgres", **k).image(), service_with):
+        with pytest.raises(InputError, match=re.escape(message)):
             build(**dict(kw))
 
 

@@ -9,6 +9,7 @@ import dagger
 import openfga_release
 import pytest
 from dagger.mod import default_module
+from openfga_release.recipes.releases import DEFAULT_VERSION
 
 from tests.support import plan
 
@@ -28,15 +29,22 @@ def registration():
         mp.undo()
 
 
-def functions(registration) -> dict[str, list[plan.Step]]:
-    """Each registered function's own definition chain, by name."""
-    out = {}
+Key = tuple[str, str]  # (object, function); "" is the constructor
+
+
+def functions(registration) -> dict[Key, list[plan.Step]]:
+    """Each registered function's own definition chain, keyed by (object, function)."""
+    out: dict[Key, list[plan.Step]] = {}
     for step in plan.walk(registration):
-        if step.name == "withFunction":
-            fn = step.args["function"]
-            chain = plan.chain(fn)
-            name = next(s.args["name"] for s in chain if s.name == "function")
-            out[name] = chain
+        if step.name != "withObject" or "object" not in step.args:
+            continue
+        type_chain = plan.chain(step.args["object"])
+        obj = next(s.args["name"] for s in type_chain if s.name == "withObject")
+        for s in type_chain:
+            if s.name in ("withFunction", "withConstructor"):
+                chain = plan.chain(s.args["function"])
+                name = next(c.args["name"] for c in chain if c.name == "function")
+                out[(obj, name)] = chain
     return out
 
 
@@ -44,78 +52,81 @@ def args_of(chain: list[plan.Step]) -> dict[str, dict]:
     return {s.args["name"]: s.args for s in chain if s.name == "withArg"}
 
 
-def test_main_object_is_registered_under_the_module_name(registration):
+MAIN = "OpenfgaRelease"
+
+
+def test_objects_are_registered_under_the_module_name(registration):
     objects = [s for s in plan.walk(registration) if s.name == "withObject" and s.depth == 1]
-    assert [o.args["name"] for o in objects] == ["OpenfgaRelease"]
+    names = sorted(o.args["name"] for o in objects)
+    assert MAIN in names and "Postgres" in names
     assert openfga_release.OpenfgaRelease.__dagger_module__ is default_module()
+
+
+def test_shared_knobs_are_constructor_arguments_with_real_defaults(registration):
+    ctor = args_of(functions(registration)[(MAIN, "")])
+    assert list(ctor)[:6] == ["version", "source", "commit", "date", "go_image", "overlay"]
+    assert ctor["version"]["defaultValue"] == f'"{DEFAULT_VERSION}"'  # not ""
+    assert ctor["go_image"]["defaultValue"] == '"golang:1.26.8-bookworm"'
+    assert ctor["overlay"]["defaultPath"] == "/images/openfga/rootfs"
+    assert ctor["postgres_config"]["defaultPath"] == "/images/postgres"
+    for role in ("owner", "migrator", "app", "readonly"):
+        assert ctor[f"{role}_role"]["defaultValue"] == f'"openfga_{role}"'
 
 
 def test_build_functions_and_their_arguments(registration):
     fns = functions(registration)
-    assert {"build_openfga", "openfga_image"} <= set(fns)
-    build = args_of(fns["build_openfga"])
-    assert list(build) == [
-        "version",
-        "source",
-        "arch",
-        "commit",
-        "date",
-        "tags",
-        "go_flags",
-        "ldflags",
-        "go_image",
-    ]
+    build = args_of(fns[(MAIN, "build_openfga")])
+    assert list(build) == ["arch", "tags", "go_flags", "ldflags"]
     assert build["arch"]["defaultValue"] == '"amd64"'
-    assert build["go_image"]["defaultValue"] == '"golang:1.26.8-bookworm"'
-    image = args_of(fns["openfga_image"])
-    assert image["overlay"]["defaultPath"] == "/images/openfga/rootfs"
+    assert list(args_of(fns[(MAIN, "openfga_image")])) == ["arch"]
 
 
 def test_build_functions_keep_the_default_cache_policy(registration):
     """Pure builds are cacheable; side-effecting functions set cache='never' (tested there)."""
     fns = functions(registration)
-    for name in ("build_openfga", "openfga_image"):
-        assert not [s for s in fns[name] if s.name == "withCachePolicy"], name
+    for key in ((MAIN, "build_openfga"), (MAIN, "openfga_image"), ("Postgres", "image")):
+        assert not [s for s in fns[key] if s.name == "withCachePolicy"], key
 
 
 def test_side_effecting_functions_are_never_cached(registration):
     fns = functions(registration)
-    for name in ("migrate", "smoke"):
-        policies = [s.args for s in fns[name] if s.name == "withCachePolicy"]
+    for name in ("migrate", "smoke", "test_e2e"):
+        policies = [s.args for s in fns[(MAIN, name)] if s.name == "withCachePolicy"]
         assert policies == [{"policy": "Never"}], name
 
 
-def test_e2e_is_a_check_with_the_repo_files_as_defaults(registration):
+def test_e2e_is_a_check_on_the_main_object(registration):
     fns = functions(registration)
-    assert [s.name for s in fns["test_e2e"] if s.name == "withCheck"] == ["withCheck"]
-    args = args_of(fns["test_e2e"])
-    assert args["config"]["defaultPath"] == "/images/postgres"
-    assert args["overlay"]["defaultPath"] == "/images/openfga/rootfs"
+    checks = [key for key, chain in fns.items() if any(s.name == "withCheck" for s in chain)]
+    assert checks == [(MAIN, "test_e2e")]
 
 
 def test_secrets_are_secret_typed_arguments(registration):
     """Passwords, URIs and keys can only be passed as dagger.Secret (env://, file://...)."""
     fns = functions(registration)
-    for fn, arg in (
-        ("migrate", "datastore_uri"),
-        ("migrate", "password"),
-        ("smoke", "token"),
-        ("postgres_service", "migrator_password"),
-        ("postgres_service", "app_password"),
-        ("postgres_service", "readonly_password"),
-        ("postgres_service", "tls_key"),
+    for key, arg in (
+        ((MAIN, "migrate"), "datastore_uri"),
+        ((MAIN, "migrate"), "password"),
+        ((MAIN, "smoke"), "token"),
+        (("Postgres", "service"), "migrator_password"),
+        (("Postgres", "service"), "app_password"),
+        (("Postgres", "service"), "readonly_password"),
+        (("Postgres", "service"), "tls_key"),
     ):
-        step = next(s for s in fns[fn] if s.name == "withArg" and s.args["name"] == arg)
+        step = next(s for s in fns[key] if s.name == "withArg" and s.args["name"] == arg)
         kinds = [
             s.args.get("name") for s in plan.chain(step.args["typeDef"]) if s.name == "withObject"
         ]
-        assert kinds == ["Secret"], (fn, arg)
+        assert kinds == ["Secret"], (key, arg)
 
 
-def test_postgres_functions_read_the_repository_config(registration):
+def test_postgres_sub_object_holds_its_context(registration):
     fns = functions(registration)
-    for name in ("postgres_image", "postgres_rootfs", "postgres_service", "test_e2e"):
-        assert args_of(fns[name])["config"]["defaultPath"] == "/images/postgres", name
+    getter = args_of(fns[(MAIN, "postgres")])
+    assert list(getter) == ["memory", "max_connections", "base"]
+    assert getter["memory"]["defaultValue"] == '"1024MiB"'
+    postgres = {name for obj, name in fns if obj == "Postgres"}
+    assert postgres >= {"image", "rootfs", "service", "test_tls"}
 
 
 def test_every_function_is_documented(registration):

@@ -199,7 +199,7 @@ def test_the_app_role_cannot_apply_pending_migrations(empty: PgServer, binary: s
 def test_the_app_role_is_refused_by_name_before_anything_runs() -> None:
     # When the schema is current a migrate is a no-op that even openfga_app could
     # "pass"; the pipeline refuses the role by name (host/db/user mode).
-    with pytest.raises(MigrateError, match="openfga_app may not run migrations"):
+    with pytest.raises(migrate.MigrateInputError, match="openfga_app may not run migrations"):
         migrate.check_migrator_user("openfga_app")
 
 

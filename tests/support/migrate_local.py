@@ -1,25 +1,25 @@
 """Run ``openfga migrate`` locally exactly as the ``migrate`` function does.
 
-Test harness (not shipped): the argv, env and the run-then-verify pass come from
-:mod:`openfga_release.recipes.migrate`.
+Test harness (not shipped): the argv, the env and the run-then-verify pass
+(:func:`openfga_release.recipes.migrate.run_and_verify`, with its one timeout
+sentence) come from the recipe; only "run one process" is local.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 
+import anyio
 from openfga_release.recipes.migrate import (
     CONNECT_TIMEOUT,
     RUN_TIMEOUT,
-    MigrateError,
     MigrateLog,
     MigrateReport,
     check_result,
     clean_env,
     migrate_command,
-    report,
+    run_and_verify,
     secrets_in,
 )
 
@@ -33,25 +33,18 @@ def run_local(
     timeout: float = RUN_TIMEOUT,
     base_env: Mapping[str, str] | None = None,
 ) -> MigrateReport:
-    """Run migrate as the ``migrate`` function does (run + no-op pass), with a local binary.
+    """Run migrate (run + no-op pass) with a local binary.
 
     ``datastore_env`` holds :data:`URI_ENV` (and maybe :data:`PASSWORD_ENV`).
     """
     argv = migrate_command(version, binary=binary, connect_timeout=connect_timeout)
     env = clean_env(os.environ if base_env is None else base_env, **datastore_env)
     secrets = secrets_in(datastore_env)
-    first = _run_once(argv, env, timeout, secrets)
-    return report(first, _run_once(argv, env, timeout, secrets))
 
+    async def run_once(argv: list[str]) -> MigrateLog:
+        # Cancelled by the shared timeout: anyio kills the process.
+        proc = await anyio.run_process(argv, env=env, check=False)
+        out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+        return check_result(proc.returncode, out, err, secrets)
 
-def _run_once(
-    argv: list[str], env: dict[str, str], timeout: float, secrets: list[str]
-) -> MigrateLog:
-    try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise MigrateError(
-            f"openfga migrate did not finish within {timeout:g}s: a lock held by another "
-            "session (or a hung connection) blocks it; check pg_stat_activity and run again"
-        ) from None
-    return check_result(proc.returncode, proc.stdout, proc.stderr, secrets)
+    return anyio.run(run_and_verify, run_once, argv, timeout)

@@ -78,6 +78,7 @@ GO_TOOLS: dict[str, GoTool] = {
         GoTool("versitygw", "github.com/versity/versitygw", "v1.8.0",
                "github.com/versity/versitygw/cmd/versitygw"),
         GoTool("kwok", "sigs.k8s.io/kwok", "v0.8.0", "sigs.k8s.io/kwok/cmd/kwok"),
+        GoTool("etcd", "go.etcd.io/etcd/server/v3", "v3.6.16", via_require=True),
     )
 }  # fmt: skip
 
@@ -98,7 +99,7 @@ def ensure_go_tool(name: str) -> Path:
     binary = out_dir / tool.name
     if binary.exists():
         return binary
-    with locked(out_dir.with_suffix(".lock")):
+    with locked(out_dir.parent / f"{out_dir.name}.lock"):
         if binary.exists():
             return binary
         partial = out_dir.with_name(out_dir.name + ".partial")

@@ -13,10 +13,13 @@ from openfga_release.recipes import migrate
 from openfga_release.recipes.dsn import Dsn
 from openfga_release.recipes.migrate import (
     MigrateError,
+    MigrateInputError,
     MigrateLog,
+    check_datastore_args,
     check_migrator_user,
     check_result,
     check_target,
+    check_timeout,
     clean_env,
     explain_failure,
     migrate_command,
@@ -25,6 +28,7 @@ from openfga_release.recipes.migrate import (
     report,
     revision_from_rows,
 )
+from openfga_release.recipes.postgres import Names
 
 from tests.support.gobuild_local import ensure_openfga
 
@@ -117,7 +121,7 @@ def test_no_version_means_newest(value: str | None) -> None:
      ("0", "positive number"), ("-3", "positive number"), ("six", "positive number")],
 )
 def test_bad_versions_are_refused(value: str, fragment: str) -> None:
-    with pytest.raises(MigrateError, match=fragment):
+    with pytest.raises(MigrateInputError, match=fragment):
         migrate_command(value)  # type: ignore[arg-type]
 
 
@@ -131,13 +135,54 @@ def test_unsafe_env_names_every_variable_migrate_reads_itself() -> None:
     assert env == {"PATH": "/bin", "OPENFGA_DATASTORE_URI": "postgres://u@h/d"}
 
 
-def test_app_and_readonly_roles_may_not_migrate() -> None:
+def test_app_readonly_and_owner_roles_may_not_migrate() -> None:
     assert check_migrator_user("openfga_migrator") == "openfga_migrator"
-    for role in ("openfga_app", "openfga_readonly"):
-        with pytest.raises(MigrateError, match="run migrate as openfga_migrator"):
+    for role in ("openfga_app", "openfga_readonly", "openfga_owner"):
+        with pytest.raises(MigrateInputError, match="run migrate as openfga_migrator"):
             check_migrator_user(role)
-    with pytest.raises(MigrateError):
-        check_migrator_user("svc_app", refused=("svc_app",))
+
+
+def test_the_guard_follows_custom_role_names() -> None:
+    names = Names(app="authz_app", readonly="authz_ro", migrator="authz_mig", owner="authz_own")
+    assert check_migrator_user("authz_mig", names) == "authz_mig"
+    for role in ("authz_app", "authz_ro", "authz_own"):
+        with pytest.raises(MigrateInputError, match="run migrate as authz_mig") as err:
+            check_migrator_user(role, names)
+        assert role in str(err.value)
+    # The default names mean nothing special once custom ones are in use.
+    assert check_migrator_user("openfga_app", names) == "openfga_app"
+
+
+@pytest.mark.parametrize(
+    ("uri", "host", "password", "match"),
+    [
+        (False, "", False, "either"),
+        (True, "db.internal", True, "not both"),
+        (True, "db.internal", False, "not both"),
+        (False, "db.internal", False, "--host needs --password"),
+    ],
+)
+def test_datastore_is_a_secret_uri_or_a_host_with_a_secret_password(
+    uri: bool, host: str, password: bool, match: str
+) -> None:
+    with pytest.raises(MigrateInputError, match=match):
+        check_datastore_args(uri, host, password)
+
+
+def test_datastore_args_accepted() -> None:
+    check_datastore_args(True, "", False)
+    check_datastore_args(False, "db.internal", True)
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, 1, 30, 6 * 3600 + 1, 1e9])
+def test_timeout_out_of_range_is_refused(timeout: float) -> None:
+    with pytest.raises(MigrateInputError, match="out of range"):
+        check_timeout(timeout)
+
+
+@pytest.mark.parametrize("timeout", [31, 600, 6 * 3600])
+def test_timeout_in_range(timeout: float) -> None:
+    assert check_timeout(timeout) == timeout
 
 
 def test_log_parsing() -> None:

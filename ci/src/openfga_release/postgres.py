@@ -15,10 +15,13 @@ files the tests run and a plain-PostgreSQL user copies.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import dagger
-from dagger import dag
+from dagger import Doc, dag, function
 
 from .recipes import postgres as pg
+from .sdk import object_type
 
 SECRETS_DIR = "/run/secrets/openfga"
 EPHEMERAL_TLS_OUT = "/tls"
@@ -92,12 +95,17 @@ def ephemeral_tls(
     hostnames: list[str] | tuple[str, ...] = DEFAULT_HOSTNAMES,
     *,
     base: str = pg.POSTGRES_IMAGE,
+    run_id: str = "",
+    days: int = pg.TEST_CA_DAYS,
 ) -> dagger.Directory:
     """A throwaway CA and a server certificate for ``hostnames``: ca.crt,
     server.crt, server.key. For tests only (the key lives in the Dagger cache);
-    the image's openssl runs the same commands the tests run locally."""
-    commands = pg.tls_commands(EPHEMERAL_TLS_OUT, EPHEMERAL_TLS_WORK, list(hostnames))
+    the image's openssl runs the same commands the tests run locally. A
+    ``run_id`` gives that run its own keys (not the cached ones of an earlier run)."""
+    commands = pg.tls_commands(EPHEMERAL_TLS_OUT, EPHEMERAL_TLS_WORK, list(hostnames), days)
     ctr = dag.container().from_(pg.check_image_pinned(base))
+    if run_id:
+        ctr = ctr.with_env_variable("TLS_RUN_ID", run_id)
     for cmd in commands:
         ctr = ctr.with_exec(cmd)
     return ctr.directory(EPHEMERAL_TLS_OUT)
@@ -154,3 +162,71 @@ def postgres_service(
             path, secret, owner=pg.SECRET_FILE_OWNER, mode=pg.SECRET_FILE_MODE
         ).with_env_variable(pg.PASSWORD_ENV[kind] + "_FILE", path)
     return ctr.as_service(use_entrypoint=True)
+
+
+@object_type
+class Postgres:
+    """PostgreSQL for OpenFGA: hardened config, four least-privilege roles, TLS, SCRAM.
+
+    The context (config files, sizing, base image, names) is given once, to the
+    ``postgres`` getter; every function here uses it.
+    """
+
+    config: dagger.Directory
+    memory: str = f"{pg.DEFAULT_MEMORY_MIB}MiB"
+    max_connections: int = pg.DEFAULT_MAX_CONNECTIONS
+    base: str = pg.POSTGRES_IMAGE
+    database: str = pg.DEFAULT_DATABASE
+    owner_role: str = pg.DEFAULT_ROLES["owner"]
+    migrator_role: str = pg.DEFAULT_ROLES["migrator"]
+    app_role: str = pg.DEFAULT_ROLES["app"]
+    readonly_role: str = pg.DEFAULT_ROLES["readonly"]
+
+    def names(self) -> pg.Names:
+        return pg.Names(
+            database=self.database, owner=self.owner_role, migrator=self.migrator_role,
+            app=self.app_role, readonly=self.readonly_role,
+        )  # fmt: skip
+
+    @function
+    def image(self) -> dagger.Container:
+        """The pinned official image with the config, init scripts and start script."""
+        return postgres_image(
+            self.config, memory=self.memory, max_connections=self.max_connections,
+            base=self.base, names=self.names(),
+        )  # fmt: skip
+
+    @function
+    def rootfs(self) -> dagger.Directory:
+        """The Unikraft base-compat root filesystem (export to kraftfiles/postgres/rootfs)."""
+        return postgres_rootfs(
+            self.config, memory=self.memory, max_connections=self.max_connections, base=self.base
+        )
+
+    @function
+    def service(
+        self,
+        migrator_password: Annotated[dagger.Secret, Doc("the migrator role's password")],
+        app_password: Annotated[dagger.Secret, Doc("the app role's password")],
+        readonly_password: Annotated[dagger.Secret, Doc("the read-only role's password")],
+        tls_cert: Annotated[dagger.File | None, Doc("server certificate (PEM)")] = None,
+        tls_key: Annotated[dagger.Secret | None, Doc("server key (PEM), as a secret")] = None,
+    ) -> dagger.Service:
+        """An ephemeral PostgreSQL (fresh volume) with the same config and init, TLS on 5432.
+
+        Without --tls-cert/--tls-key it uses a throwaway CA (see test-tls)."""
+        return postgres_service(
+            self.config, migrator_password, app_password, readonly_password,
+            tls_cert=tls_cert, tls_key=tls_key, memory=self.memory,
+            max_connections=self.max_connections, base=self.base, names=self.names(),
+        )  # fmt: skip
+
+    @function
+    def test_tls(
+        self,
+        hostnames: Annotated[tuple[str, ...], Doc("names the certificate is for")] = (
+            DEFAULT_HOSTNAMES
+        ),
+    ) -> dagger.Directory:
+        """A throwaway CA and server certificate (ca.crt, server.crt, server.key): tests only."""
+        return ephemeral_tls(list(hostnames), base=self.base)

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .releases import (
+    DEFAULT_VERSION,
     OPENFGA_MAIN_PACKAGE,
     OPENFGA_MODULE,
+    RELEASES,
     Release,
     check_version_format,
+    release,
     to_epoch,
 )
 
@@ -224,3 +227,51 @@ class BuildRecipe:
     def module_dir(self, gomodcache: str) -> str:
         """Where ``go mod download`` puts the release source (openfga has no capitals to escape)."""
         return f"{gomodcache}/{OPENFGA_MODULE}@{self.version}"
+
+
+def recipe_for(
+    version: str,
+    *,
+    from_source: bool,
+    arch: str = "amd64",
+    commit: str | None = None,
+    date: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    go_flags: list[str] | tuple[str, ...] = (),
+    ldflags: list[str] | tuple[str, ...] = (),
+) -> BuildRecipe:
+    """The validated recipe for a pinned release, or for a source tree labelled ``version``.
+
+    Every rule about the build's inputs is applied here, before anything runs.
+    """
+    if not from_source:
+        if commit or date:
+            raise BuildInputError(
+                "--commit and --date are stamped from the pinned release and cannot be "
+                "overridden (a different value would claim a build the release did not make); "
+                "they are for --source builds"
+            )
+        return BuildRecipe.for_release(
+            release(version or DEFAULT_VERSION), arch,
+            tags=list(tags), go_flags=list(go_flags), ldflags=list(ldflags),
+        )  # fmt: skip
+    check_fork_label(version)
+    return BuildRecipe.create(
+        version=version, arch=arch, commit=commit, date=date,
+        tags=tags, go_flags=go_flags, ldflags=ldflags,
+    )  # fmt: skip
+
+
+def check_fork_label(version: str) -> str:
+    """A source build's version must say it is not the release: ``v1.22.1-acme.1``.
+
+    Stamped and labelled exactly like an official release, a fork would pass for it.
+    """
+    check_version_format(version)
+    if "-" not in version or version in RELEASES:
+        raise BuildInputError(
+            f"--source builds need their own label, not {version!r}: add a suffix such as "
+            f"--version {DEFAULT_VERSION}-acme.1 (stamped into `openfga version` and the image "
+            "labels, so the build cannot pass for an official release)"
+        )
+    return version

@@ -17,7 +17,6 @@ CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"
 USER = "65532:65532"
 ENTRYPOINT = [BINARY_PATH]
 DEFAULT_ARGS = ["run"]
-PORTS = {8080: "HTTP API", 8081: "gRPC API", 2112: "Prometheus metrics"}
 TITLE = "openfga"
 DESCRIPTION = "OpenFGA authorization server (static, CGO-free, non-PIE build)"
 

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+import anyio
+
 from . import dsn
-from .errors import StepError
+from .errors import InputError, StepError
 from .image import BINARY_PATH
+from .postgres import Names
 
 URI_ENV = "OPENFGA_DATASTORE_URI"
 PASSWORD_ENV = "OPENFGA_DATASTORE_PASSWORD"  # noqa: S105 (a name; overrides the URI's password)
@@ -49,14 +52,18 @@ RUN_TIMEOUT = 600  # seconds for the whole run (a lock wait must not hang a rele
 # A per-run value (not OPENFGA_-prefixed, so OpenFGA ignores it) that keeps the
 # engine from answering the run, or its verification pass, from the exec cache.
 RUN_ID_ENV = "MIGRATE_RUN_ID"
-MIGRATOR_ROLE = "openfga_migrator"
-APP_ROLE = "openfga_app"
-READONLY_ROLE = "openfga_readonly"
 _SEMVER = re.compile(r"^v?\d+\.\d+")
 
 
 class MigrateError(StepError):
     """Migrate failed: ``str()`` is one sentence with the fix; ``detail`` is redacted output."""
+
+
+class MigrateInputError(InputError):
+    """A migrate argument that cannot be right; raised before anything runs."""
+
+
+DEFAULT_NAMES = Names()
 
 
 def check_target(version: int | str | None) -> int | None:
@@ -65,31 +72,44 @@ def check_target(version: int | str | None) -> int | None:
         return None
     text = str(version).strip()
     if _SEMVER.match(text):
-        raise MigrateError(
+        raise MigrateInputError(
             f"schema revision {text} looks like a release tag, but the target of migrate "
             "(--schema-revision; openfga's own --version) is a schema revision, a number such "
             "as 6; omit it to migrate to the newest schema"
         )
     if not text.isdigit() or int(text) < 1:
-        raise MigrateError(
+        raise MigrateInputError(
             f"schema revision {text!r} is not valid: give a positive number such as 6 "
             "(--schema-revision), or omit it to migrate to the newest schema"
         )
     return int(text)
 
 
-def check_migrator_user(user: str, refused: Sequence[str] = (APP_ROLE, READONLY_ROLE)) -> str:
-    """Refuse to migrate as a role meant for the server or for reading.
+def check_migrator_user(user: str, names: Names = DEFAULT_NAMES) -> str:
+    """Refuse to migrate as a role meant for the server, for reading, or the NOLOGIN owner.
 
-    The database refuses such a role whenever there is DDL to run; this names
-    the mistake even when the schema is already current (a no-op that succeeds).
+    ``names`` are the roles the PostgreSQL init made (custom names included). The
+    database refuses such a role whenever there is DDL to run; this names the
+    mistake even when the schema is already current (a no-op that succeeds).
     """
+    refused = {names.app: "rows only", names.readonly: "reads only", names.owner: "NOLOGIN"}
     if user in refused:
-        raise MigrateError(
-            f"{user} may not run migrations: it is a least-privilege role (rows only); run "
-            f"migrate as {MIGRATOR_ROLE}, whose session acts as the schema owner"
+        raise MigrateInputError(
+            f"{user} may not run migrations: it is a least-privilege role ({refused[user]}); run "
+            f"migrate as {names.migrator}, whose session acts as the schema owner {names.owner}"
         )
     return user
+
+
+def check_datastore_args(uri_given: bool, host: str, password_given: bool) -> None:
+    """The datastore is a secret URI, or a host with a secret password: exactly one of them."""
+    if uri_given == bool(host):
+        raise MigrateInputError(
+            "give the datastore either as --datastore-uri env://VAR (a secret) or as "
+            "--host with --password env://VAR, not both and not neither"
+        )
+    if host and not password_given:
+        raise MigrateInputError("--host needs --password env://VAR (a secret)")
 
 
 def migrate_command(
@@ -179,6 +199,45 @@ def check_result(
         return log
     text = redact(stderr + "\n" + stdout, secrets)
     raise MigrateError(explain_failure(text), _tail(text))
+
+
+MAX_RUN_TIMEOUT = 6 * 3600  # seconds; longer is a hung lock, not a migration
+
+
+def check_timeout(timeout: float) -> float:
+    """The bound for the whole run: longer than connecting may take, at most 6 hours."""
+    if not CONNECT_TIMEOUT < timeout <= MAX_RUN_TIMEOUT:
+        raise MigrateInputError(
+            f"--timeout {timeout:g} is out of range: give seconds above the {CONNECT_TIMEOUT} s "
+            f"migrate spends connecting and at most {MAX_RUN_TIMEOUT} (default {RUN_TIMEOUT})"
+        )
+    return timeout
+
+
+def timed_out(timeout: float) -> MigrateError:
+    return MigrateError(
+        f"openfga migrate did not finish within {timeout:g} s: another migrate may hold the "
+        "schema (run it once, from one job; see pg_stat_activity), or the database stopped "
+        "answering. Raise --timeout only for a very large database"
+    )
+
+
+async def run_and_verify(
+    run_once: Callable[[list[str]], Awaitable[MigrateLog]], argv: list[str], timeout: float
+) -> MigrateReport:
+    """Migrate, then a pass to the same target that states the revision reached.
+
+    The one implementation the ``migrate`` function, test-e2e and the local harness
+    share. The second pass carries the same ``--version``: without it OpenFGA would
+    migrate on up to the newest revision. Bounded in time as a whole.
+    """
+    try:
+        with anyio.fail_after(timeout):
+            first = await run_once(argv)
+            second = await run_once(argv)
+    except TimeoutError:
+        raise timed_out(timeout) from None
+    return report(first, second)
 
 
 def report(first: MigrateLog, second: MigrateLog) -> MigrateReport:

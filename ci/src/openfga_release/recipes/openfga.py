@@ -35,6 +35,8 @@ from .migrate import PASSWORD_ENV, URI_ENV, explain_failure, redact
 HTTP_PORT = 8080
 GRPC_PORT = 8081
 METRICS_PORT = 2112
+# What the image exposes (and a platform routes): the one list of OpenFGA's ports.
+PORTS = {HTTP_PORT: "HTTP API", GRPC_PORT: "gRPC API", METRICS_PORT: "Prometheus metrics"}
 PRESHARED_KEYS_ENV = "OPENFGA_AUTHN_PRESHARED_KEYS"
 # Set from secrets only (with_secret_variable), never as plain env.
 SECRET_ENV = (URI_ENV, PASSWORD_ENV, PRESHARED_KEYS_ENV)

@@ -29,6 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import refs
 from .errors import InputError
 
 # postgres:17.9-bookworm: PostgreSQL 17 is what upstream OpenFGA tests against;
@@ -108,22 +109,21 @@ class PostgresConfigError(InputError):
     """An input that cannot give a working, safe server; the message says the fix."""
 
 
-_IMAGE_REF = re.compile(r"[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?")
+MIN_POSTGRES_MAJOR = 14  # the oldest PostgreSQL OpenFGA supports upstream
 
 
 def check_image_pinned(ref: str) -> str:
-    """A postgres base image must name a full version tag or a digest."""
-    name, _, tag = ref.partition("@")[0].rpartition(":")
-    pinned = "@sha256:" in ref or (name and re.fullmatch(r"\d+\.\d+(-[\w.]+)?", tag))
-    if not _IMAGE_REF.fullmatch(ref) or not pinned:
-        raise PostgresConfigError(
-            f"postgres image {ref!r} is not pinned: name a full version tag or a digest "
-            f"(for example {POSTGRES_IMAGE!r}) so every build gets the same PostgreSQL"
-        )
-    if "alpine" in tag:
+    """A postgres base image: pinned (refs' rule), Debian, PostgreSQL 14 or newer."""
+    image = refs.check_pinned(ref, what="postgres", example=POSTGRES_IMAGE, parts=2)
+    if "alpine" in (image.tag or ""):
         raise PostgresConfigError(
             f"postgres image {ref!r} is an Alpine variant: the start script and the build "
             f"check need the Debian variant's setpriv (for example {POSTGRES_IMAGE!r})"
+        )
+    if image.version is not None and image.version[0] < MIN_POSTGRES_MAJOR:
+        raise PostgresConfigError(
+            f"postgres image {ref!r} is PostgreSQL {image.version[0]}: OpenFGA needs "
+            f"{MIN_POSTGRES_MAJOR} or newer (for example {POSTGRES_IMAGE!r})"
         )
     return ref
 
@@ -463,7 +463,12 @@ def _san(hostnames: list[str]) -> str:
     return ",".join(f"IP:{h}" if ip.fullmatch(h) else f"DNS:{h}" for h in hostnames)
 
 
-def tls_commands(out: str, work: str, hostnames: list[str], days: int = 30) -> list[list[str]]:
+TEST_CA_DAYS = 2  # a throwaway CA outlives its run by a day at most
+
+
+def tls_commands(
+    out: str, work: str, hostnames: list[str], days: int = TEST_CA_DAYS
+) -> list[list[str]]:
     """openssl commands for an ephemeral CA and a server certificate it signs.
 
     Writes ``ca.crt``, ``server.crt`` and ``server.key`` to ``out``; the CA key

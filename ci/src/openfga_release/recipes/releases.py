@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import refs
 from .errors import InputError
 
 OPENFGA_MODULE = "github.com/openfga/openfga"
@@ -91,3 +92,9 @@ def release(version: str) -> Release:
             "Add it to ci/src/openfga_release/recipes/releases.py with its tag date after checking "
             "it builds, or pass --source with a checkout to build that tree instead."
         ) from None
+
+
+def check_go_image(ref: str) -> str:
+    """A Go toolchain image pinned to MAJOR.MINOR.PATCH or a digest (refs' one rule)."""
+    refs.check_pinned(ref, what="Go", example=GO_IMAGE, parts=3)
+    return ref
