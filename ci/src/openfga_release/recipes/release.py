@@ -40,6 +40,14 @@ MANIFEST = "release.json"
 MANIFEST_SCHEMA = "openfga-release/manifest/v1"
 PROJECT = "openfga"
 USERNAME_ENV = "REGISTRY_USERNAME"
+# The Python image the release steps run in (the pin recipes/refs.py owns for the
+# standalone scripts; one value), and the pinned CycloneDX library for the SBOMs.
+PYTHON_IMAGE = "python:3.13.9-slim-bookworm"
+SBOM_REQUIREMENTS = ("cyclonedx-python-lib[json-validation]==11.12.0",)
+# Unpacks Dagger's OCI tarball into a layout directory (no absolute paths, no links out).
+UNTAR_SCRIPT = (
+    "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')"
+)
 PASSWORD_ENV = "REGISTRY_PASSWORD"  # noqa: S105 (a name) a secret: read from the environment, passed on stdin
 
 

@@ -25,6 +25,7 @@ The document is validated against the official CycloneDX 1.6 JSON schema
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import uuid
@@ -201,11 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", default="")
     parser.add_argument("--sha256", default=None, help="of the binary (binary) or manifest (image)")
     parser.add_argument("--binary-sha256", default=None, help="image mode: of the binary inside")
+    parser.add_argument("--sha256-of", default=None, help="a file whose SHA-256 is --sha256")
+    parser.add_argument("--binary-sha256-of", default=None, help="image mode: the binary inside")
     parser.add_argument("--buildinfo", default=None, help="go version -m -json output")
     parser.add_argument("--dpkg-status", default=None)
     parser.add_argument("--distro", default="debian")
     parser.add_argument("--output", default="-")
     args = parser.parse_args(argv)
+    if args.sha256_of:
+        args.sha256 = hashlib.sha256(Path(args.sha256_of).read_bytes()).hexdigest()
+    if args.binary_sha256_of:
+        args.binary_sha256 = hashlib.sha256(Path(args.binary_sha256_of).read_bytes()).hexdigest()
     text = render(build(args))
     try:
         validate(text)
