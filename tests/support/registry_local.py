@@ -8,7 +8,6 @@ read to count registry round trips.
 
 from __future__ import annotations
 
-import crypt  # bcrypt through libxcrypt: Python 3.11 still ships the module
 import json
 import subprocess
 import time
@@ -24,6 +23,8 @@ from tests.support.tools import ensure_go_tool
 def bcrypt_hash(password: str) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt through libxcrypt: Python 3.11 still ships the module
+
         return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5))  # noqa: S324 (bcrypt)
 
 
