@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from openfga_release.recipes import backup as bk
@@ -169,7 +171,7 @@ def test_cronjob_reads_every_secret_from_secrets() -> None:
     job = bk.cronjob(image=IMAGE, namespace="openfga", db=DB, where=WHERE,
                      password_secret=("openfga-postgres-roles", "readonly-password"),
                      s3_secret=("openfga-backup-s3", "access-key-id", "secret-access-key"),
-                     ca_configmap=("openfga-postgres-ca", "ca.crt"))  # fmt: skip
+                     ca_secret=("openfga-postgres-tls", "ca.crt"))  # fmt: skip
     assert job["kind"] == "CronJob" and job["spec"]["concurrencyPolicy"] == "Forbid"
     pod = job["spec"]["jobTemplate"]["spec"]["template"]
     assert pod["metadata"]["labels"] == bk.BACKUP_LABELS
@@ -211,3 +213,66 @@ def test_cli_errors_name_the_problem_never_the_secret(capsys: pytest.CaptureFixt
     assert code == 2 and "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set" in (
         capsys.readouterr().err
     )
+
+
+# ------------------------------------------------------------------ the Kubernetes flavors
+
+REPO = Path(__file__).resolve().parents[2]
+OPENFGA_IMAGE = "registry.example.com/openfga@sha256:" + "1" * 64
+
+
+def k8s_spec(**kw: Any) -> Any:
+    from openfga_release.recipes import kubernetes as k8s
+
+    backup = k8s.Backup(destination="s3://acme-backups/openfga/prod",
+                        endpoint_url="https://minio.storage.svc:9000")  # fmt: skip
+    return k8s.Spec(openfga_image=OPENFGA_IMAGE, namespace="auth", backup=backup, **kw)
+
+
+def test_the_statefulset_flavor_gets_a_cronjob_its_network_policy_admits() -> None:
+    from openfga_release.recipes import kubernetes as k8s
+
+    src = k8s.PostgresSources.read(REPO / "images" / "postgres")
+    spec = bk.with_kubernetes_backup(k8s_spec(), image=IMAGE)
+    objects = k8s.render(spec, src)["postgres-statefulset"]
+    job = next(o for o in objects if o["kind"] == "CronJob")
+    assert job["metadata"]["namespace"] == "auth"
+    assert job["spec"]["schedule"] == "0 3 * * *"  # CloudNativePG's 6-field default, minus seconds
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]
+    policy = next(o for o in objects if o["kind"] == "NetworkPolicy")
+    peers = [p["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"]
+             for p in rule["from"]]  # fmt: skip
+    assert any(peer.items() <= pod["metadata"]["labels"].items() for peer in peers)
+    sts = next(o for o in objects if o["kind"] == "StatefulSet")
+    assert not sts["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (ctr,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in ctr["env"]}
+    assert env["BACKUP_PG_HOST"] == k8s.postgres_host(spec)
+    assert env["BACKUP_PG_USER"] == "openfga_readonly"
+    assert env["BACKUP_S3_BUCKET"] == "acme-backups"
+    assert env["BACKUP_S3_PREFIX"] == "openfga/prod/logical"
+    assert env["BACKUP_S3_ENDPOINT"] == "https://minio.storage.svc:9000"
+    for var in bk.SECRET_ENV:  # every secret from a Secret the deploy creates, by a known key
+        ref_ = env[var]["secretKeyRef"]
+        assert ref_["key"] in k8s.SECRET_NAMES[ref_["name"]]
+    (ca,) = [v for v in pod["spec"]["volumes"] if v["name"] == "ca"]
+    assert ca["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]  # never tls.key
+
+
+def test_cloudnativepg_keeps_its_scheduled_backup_on_the_same_store() -> None:
+    from openfga_release.recipes import kubernetes as k8s
+
+    src = k8s.PostgresSources.read(REPO / "images" / "postgres")
+    spec = k8s_spec(flavor="cnpg")
+    with pytest.raises(bk.BackupInputError, match="ScheduledBackup"):
+        bk.kubernetes_cronjob(spec, image=IMAGE)
+    objects = k8s.render(spec, src)["postgres-cnpg"]
+    store = next(o for o in objects if o["kind"] == "ObjectStore")["spec"]["configuration"]
+    cron = bk.kubernetes_cronjob(k8s_spec(), image=IMAGE)
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in
+           cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert store["endpointURL"] == env["BACKUP_S3_ENDPOINT"]
+    assert store["destinationPath"].startswith(f"s3://{env['BACKUP_S3_BUCKET']}/")
+    assert store["s3Credentials"]["accessKeyId"] == env[bk.ACCESS_KEY_ENV]["secretKeyRef"]
+    assert store["s3Credentials"]["secretAccessKey"] == env[bk.SECRET_KEY_ENV]["secretKeyRef"]
+    assert any(o["kind"] == "ScheduledBackup" for o in objects)

@@ -1039,6 +1039,8 @@ def check_image(image: str) -> str:
     return image
 
 
+CA_DIR = "/etc/openfga-backup/ca"
+CA_FILE_NAME = "ca.crt"
 BACKUP_ARGS = ["python3", "-m", "openfga_release.recipes.backup", "backup", "--from-env"]
 # Labels the NetworkPolicy selects to let the backup job reach PostgreSQL.
 BACKUP_LABELS = {"app.kubernetes.io/name": "openfga-backup",
@@ -1059,8 +1061,9 @@ def cronjob(
     keep: int = DEFAULT_KEEP,
     max_age_days: int | None = None,
     name: str = "openfga-backup",
-    ca_configmap: tuple[str, str] | None = None,
+    ca_secret: tuple[str, str] | None = None,
     scratch: str = "2Gi",
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A CronJob for the StatefulSet flavor (plain dict): the read-only role, its password
     and the S3 keys from Secrets (``password_secret`` = (secret, key), ``s3_secret`` =
@@ -1088,14 +1091,16 @@ def cronjob(
         {"name": "scratch", "emptyDir": {"sizeLimit": scratch}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
-    if ca_configmap:
-        mounts.append({"name": "ca", "mountPath": "/etc/openfga-backup/ca", "readOnly": True})
-        volumes.append({"name": "ca", "configMap": {"name": ca_configmap[0]}})
-    labels = dict(BACKUP_LABELS)
+    if ca_secret:  # only the CA certificate of that Secret, never its key
+        mounts.append({"name": "ca", "mountPath": CA_DIR, "readOnly": True})
+        volumes.append({"name": "ca", "secret": {
+            "secretName": ca_secret[0], "defaultMode": 0o444,
+            "items": [{"key": ca_secret[1], "path": CA_FILE_NAME}]}})
+    labels = dict(labels or BACKUP_LABELS)
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": {
             "schedule": schedule.strip(),
             "timeZone": "Etc/UTC",
@@ -1104,13 +1109,13 @@ def cronjob(
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
             "jobTemplate": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": dict(labels)},
                 "spec": {
                     "backoffLimit": 1,
                     "activeDeadlineSeconds": 6 * 3600,
                     "ttlSecondsAfterFinished": 7 * 86400,
                     "template": {
-                        "metadata": {"labels": labels},
+                        "metadata": {"labels": dict(labels)},
                         "spec": {
                             "restartPolicy": "Never",
                             "automountServiceAccountToken": False,
@@ -1140,6 +1145,64 @@ def cronjob(
             },
         },
     }
+
+
+def _retention_days(retention: str) -> int:
+    """CloudNativePG's retention (30d, 4w, 3m) in days."""
+    m = re.fullmatch(r"(\d+)([dwm])", retention)
+    if not m:
+        raise BackupInputError(f"retention {retention!r} is not like 30d, 4w or 3m")
+    return int(m.group(1)) * {"d": 1, "w": 7, "m": 30}[m.group(2)]
+
+
+def kubernetes_cronjob(spec: Any, *, image: str, region: str = DEFAULT_REGION,
+                       schedule: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """The CronJob of the StatefulSet flavor, from the Kubernetes recipe's ``Spec``: the same
+    object-store settings (``spec.backup``: destination, endpoint, retention; the
+    ``postgres-backup-s3`` Secret) as CloudNativePG's ObjectStore, logical dumps under
+    ``<destination>/logical``; ``openfga_readonly``'s password from the ``postgres-roles``
+    Secret; PostgreSQL's CA (only ``ca.crt``) from ``postgres-tls`` (sslmode=verify-ca);
+    labels the PostgreSQL NetworkPolicy admits (component ``backup``)."""
+    from . import kubernetes as k8s
+
+    if spec.flavor != "statefulset":
+        raise BackupInputError(
+            "the CloudNativePG flavor backs up with its ScheduledBackup and ObjectStore "
+            "(base backups and WAL, point-in-time recovery): no CronJob"
+        )
+    dest = urlsplit(spec.backup.destination)
+    if dest.scheme != "s3" or not dest.netloc:
+        raise BackupInputError(
+            f"backup destination {spec.backup.destination!r}: the StatefulSet flavor's logical "
+            "backups need s3://bucket/path"
+        )
+    where = ObjectStore(
+        endpoint=spec.backup.endpoint_url or f"https://s3.{region}.amazonaws.com",
+        bucket=dest.netloc, prefix="/".join(p for p in (dest.path.strip("/"), "logical") if p),
+        region=region,
+    )  # fmt: skip
+    db = Database(host=k8s.postgres_host(spec), port=pgconf.PORT,
+                  database=spec.names.database, user=spec.names.readonly,
+                  sslmode="verify-ca", sslrootcert=f"{CA_DIR}/{CA_FILE_NAME}")  # fmt: skip
+    access_key, secret_key = k8s.SECRET_NAMES[k8s.BACKUP_S3_SECRET]
+    days = _retention_days(spec.backup.retention)
+    cron = schedule or " ".join(spec.backup.schedule.split()[1:])  # CNPG's has seconds first
+    return cronjob(
+        image=image, namespace=spec.namespace, db=db, where=where, schedule=cron,
+        keep=days, max_age_days=days, name=f"{k8s.POSTGRES}-backup",
+        password_secret=(k8s.POSTGRES_ROLES_SECRET, k8s.ROLE_PASSWORD_KEY["readonly"]),
+        s3_secret=(k8s.BACKUP_S3_SECRET, access_key, secret_key),
+        ca_secret=(k8s.POSTGRES_TLS_SECRET, "ca.crt"),
+        labels=k8s.labels(spec, f"{k8s.POSTGRES}-backup", "backup"),
+    )
+
+
+def with_kubernetes_backup(spec: Any, *, image: str, region: str = DEFAULT_REGION) -> Any:
+    """``spec`` with the backup CronJob among its PostgreSQL objects (StatefulSet flavor)."""
+    import dataclasses
+
+    job = kubernetes_cronjob(spec, image=image, region=region)
+    return dataclasses.replace(spec, postgres_extra=(*spec.postgres_extra, job))
 
 
 def kraftcloud_backup_instance(
