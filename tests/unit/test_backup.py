@@ -194,11 +194,14 @@ def test_cronjob_reads_every_secret_from_secrets() -> None:
 
 def test_kraftcloud_instance_is_private_and_names_its_secrets() -> None:
     db = bk.Database(host="openfga-postgres.internal", database="openfga",
-                     user="openfga_readonly", sslmode="require")  # fmt: skip
+                     user="openfga_readonly")  # fmt: skip
     spec = bk.kraftcloud_backup_instance(image=IMAGE, db=db, where=WHERE)
-    assert spec["services"] == [] and spec["restart_policy"] == "never"
+    body = spec["body"]
+    assert body["restart_policy"] == "never" and "service_group" not in body
     assert spec["secret_env"] == list(bk.SECRET_ENV)
-    assert not set(bk.SECRET_ENV) & set(spec["env"])
+    assert not set(bk.SECRET_ENV) & set(body["env"])
+    assert body["env"]["BACKUP_PG_SSLMODE"] == "require"
+    assert body["args"] == bk.BACKUP_ARGS
     with pytest.raises(bk.BackupInputError, match=r"\.internal"):
         bk.kraftcloud_backup_instance(image=IMAGE, db=DB, where=WHERE)
 

@@ -1215,29 +1215,37 @@ def kraftcloud_backup_instance(
     keep: int = DEFAULT_KEEP,
     max_age_days: int | None = None,
 ) -> dict[str, Any]:
-    """A one-shot KraftCloud instance that takes one backup and stops (plain data for the
-    KraftCloud deploy). It reaches PostgreSQL as ``<name>.internal`` on the private network
-    and has no public service. ``secret_env`` lists the variables the deployer must set
-    from its secrets at creation (never printed), and remove with the instance afterwards:
-    KraftCloud has no secret store and GET on an instance returns its env."""
+    """A one-shot KraftCloud instance that takes one backup and stops, as plain data for the
+    KraftCloud deploy: ``body`` is the instance-create request without secrets (the shape of
+    the deploy's migrate one-shot: restart never, no service, so private only); the deployer
+    adds the variables named in ``secret_env`` from its secrets, waits for ``stopped``, reads
+    the exit code, prints the redacted log and deletes the instance (KraftCloud has no
+    secret store, and GET on an instance returns its env). PostgreSQL is reached as
+    ``<name>.internal`` over TLS (sslmode=require, as the deploy's own URIs)."""
     check_image(image)
     if not db.host.endswith(".internal"):
         raise BackupInputError(
             f"PostgreSQL host {db.host!r}: on KraftCloud reach it by its private name "
             "<instance>.internal (private IPs change on every redeploy)"
         )
+    if db.sslmode in ("", "disable", "allow", "prefer"):
+        db = Database(host=db.host, port=db.port, database=db.database, user=db.user,
+                      sslmode="require", sslrootcert=db.sslrootcert)  # fmt: skip
+    check_retention(keep, max_age_days)
     return {
-        "name": name,
-        "image": image,
-        "memory_mb": memory_mib,
-        "args": BACKUP_ARGS,
-        "env": {**job_env(db, where, keep=keep, max_age_days=max_age_days),
-                "BACKUP_WORKDIR": "/tmp"},
-        "secret_env": [PASSWORD_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV],
-        "restart_policy": "never",
-        "autostart": True,
-        "services": [],  # private only: no published port
-        "wait_for": "stopped",  # then read the exit code, print redacted logs, delete it
+        "body": {
+            "name": name,
+            "image": image,
+            "args": BACKUP_ARGS,
+            "memory_mb": memory_mib,
+            "autostart": True,
+            "restart_policy": "never",
+            "env": {**job_env(db, where, keep=keep, max_age_days=max_age_days),
+                    "BACKUP_WORKDIR": "/tmp", "HOME": "/tmp"},
+        },
+        "secret_env": list(SECRET_ENV),
+        "wait_for": "stopped",
+        "then": "read the exit code, print the redacted log, delete the instance",
     }
 
 
