@@ -714,7 +714,7 @@ class Dsn:
                 raise DsnError(f"datastore {name} is empty or has surrounding spaces")
             if "\x00" in value:
                 raise DsnError(f"datastore {name} holds a NUL byte")
-        if not (HOST_NAME.fullmatch(self.host) or _ip(self.host) is not None):
+        if not HOST_NAME.fullmatch(self.host) and (_ip(self.host) is None or "%" in self.host):
             raise DsnError(
                 f"datastore host {self.host!r} is not one host name or IP address (no lists, "
                 "ports, paths or spaces): give one host, e.g. postgres.internal"
