@@ -1,0 +1,91 @@
+"""``python -m openfga_release.recipes.kraftcloud deploy|dry-run|status ...``
+
+Secrets come only from the environment (set from Dagger secrets with
+``with_secret_variable``): ``UKC_TOKEN``, ``POSTGRES_MIGRATOR_PASSWORD``,
+``POSTGRES_APP_PASSWORD``, ``POSTGRES_READONLY_PASSWORD`` (first boot only),
+``FGA_PRESHARED_KEYS`` (comma-separated). Everything printed is filtered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import ReleaseError
+from .deploy import Deploy, Printer, status
+from .plan import Spec, secrets_from_env
+from .retry import RetryPolicy
+
+TOKEN_ENV = "UKC_TOKEN"  # noqa: S105 (a variable name)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m openfga_release.recipes.kraftcloud")
+    p.add_argument("command", choices=("deploy", "dry-run", "status"))
+    p.add_argument("--metro", required=True, help="fra, dal, ... or an http(s):// API URL")
+    p.add_argument("--openfga-image", required=True)
+    p.add_argument("--postgres-image", required=True)
+    p.add_argument("--name", default="openfga")
+    p.add_argument("--domain", default="")
+    p.add_argument("--volume-size-mb", type=int, default=1024)
+    p.add_argument("--postgres-memory-mb", type=int, default=1024)
+    p.add_argument("--openfga-memory-mb", type=int, default=512)
+    p.add_argument("--scale-to-zero", default="idle", choices=("off", "on", "idle"))
+    p.add_argument("--cooldown-ms", type=int, default=1000)
+    p.add_argument("--no-smoke", action="store_true")
+    p.add_argument("--allow-tags", action="store_true", help="accept image tags (tests only)")
+    p.add_argument("--ca-file", default="", help="CA bundle for the public name (tests)")
+    p.add_argument("--attempts", type=int, default=RetryPolicy.attempts)
+    return p.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace, out: Printer) -> int:
+    from .api import Platform
+
+    spec = Spec(openfga_image=args.openfga_image, postgres_image=args.postgres_image,
+                name=args.name, domain=args.domain, volume_size_mb=args.volume_size_mb,
+                postgres_memory_mb=args.postgres_memory_mb,
+                openfga_memory_mb=args.openfga_memory_mb, scale_to_zero=args.scale_to_zero,
+                cooldown_ms=args.cooldown_ms, allow_tags=args.allow_tags)
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        out(f"error: {TOKEN_ENV} is not set: pass the KraftCloud token as a Dagger secret")
+        return 2
+    need = ("migrator", "app", "keys") if args.command == "deploy" else ()
+    secrets = secrets_from_env(os.environ, need=need)
+    platform = Platform(args.metro, token, RetryPolicy(attempts=args.attempts), log=out)
+    try:
+        if args.command == "status":
+            await status(platform, spec, out)
+        else:
+            await Deploy(platform, spec, secrets, out, smoke=not args.no_smoke,
+                         verify=args.ca_file or True).run(dry_run=args.command == "dry-run")
+    finally:
+        await platform.aclose()
+        out(f"api round trips: {platform.counters.round_trips} "
+            f"(retries {platform.counters.retries})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    secrets = [os.environ.get(v, "") for v in (
+        TOKEN_ENV, "POSTGRES_MIGRATOR_PASSWORD", "POSTGRES_APP_PASSWORD",
+        "POSTGRES_READONLY_PASSWORD")]
+    secrets += os.environ.get("FGA_PRESHARED_KEYS", "").split(",")
+    out = Printer(secrets, sink=lambda s: print(s, flush=True))
+    try:
+        return asyncio.run(main_async(args, out))
+    except ReleaseError as exc:
+        out(f"FAILED: {exc}")
+        return 1
+    except Exception as exc:  # anything else, still filtered
+        out(f"FAILED (unexpected {type(exc).__name__}): {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
