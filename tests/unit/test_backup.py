@@ -279,3 +279,22 @@ def test_cloudnativepg_keeps_its_scheduled_backup_on_the_same_store() -> None:
     assert store["s3Credentials"]["accessKeyId"] == env[bk.ACCESS_KEY_ENV]["secretKeyRef"]
     assert store["s3Credentials"]["secretAccessKey"] == env[bk.SECRET_KEY_ENV]["secretKeyRef"]
     assert any(o["kind"] == "ScheduledBackup" for o in objects)
+
+
+def test_the_cli_needs_only_the_recipes_package(tmp_path: Path) -> None:
+    """What the backup image holds: openfga_release/recipes and an empty package init."""
+    import shutil
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "openfga_release"
+    shutil.copytree(REPO / "ci" / "src" / "openfga_release" / "recipes", pkg / "recipes")
+    (pkg / "__init__.py").write_text("")
+    code = ("import sys, runpy; sys.path.insert(0, sys.argv[1]); "
+            "sys.argv = ['backup', 'restore', '--help']; "
+            "runpy.run_module('openfga_release.recipes.backup', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "--overwrite DATABASE" in proc.stdout
+    assert "dagger" not in proc.stderr
