@@ -9,17 +9,20 @@ builds before and around them is the real plan.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 import dagger
 import pytest
 from dagger import dag
+from openfga_release import datastore
 from openfga_release.recipes import e2e as e2e_recipe
 from openfga_release.recipes import migrate
 from openfga_release.recipes import openfga as openfga_server
 from openfga_release.recipes.dsn import DsnError
 from openfga_release.recipes.errors import InputError
 from openfga_release.recipes.migrate import MigrateError
+from openfga_release.recipes.postgres import POSTGRES_IMAGE, Names
 from openfga_release.recipes.refs import PYTHON_IMAGE
 from openfga_release.standalone import smoke
 
@@ -41,7 +44,14 @@ def engine(monkeypatch) -> FakeEngine:
     fake = FakeEngine()
     fake.respond("openfga migrate", migrations(0, 6))
     fake.respond("smoke.py", lambda argv, ctr: Answer(stdout="smoke: ok"))
+    fake.respond("sh", probe_rows(0))  # the revision probe (psql), only with a target
     return fake.install(monkeypatch)
+
+
+def probe_rows(revision: int) -> Responder:
+    """What the psql probe prints for a database at ``revision`` (none: never migrated)."""
+    rows = "".join(f"{v},t\n" for v in range(revision, 0, -1))
+    return lambda argv, ctr: Answer(stdout=rows)
 
 
 def migrated(engine: FakeEngine, run: int = 0):
@@ -317,3 +327,118 @@ def test_e2e_secrets_never_appear_as_plain_strings(engine):
             for text in plan.strings_in(step.args):
                 for secret in created:
                     assert secret not in text, step.name
+
+
+# -- the downgrade guard: a read-only probe before migrating to a given revision
+
+
+def secret_vars(ctr) -> dict:
+    steps = plan.chain(ctr)
+    return {s.args["name"]: s.args["secret"] for s in steps if s.name == "withSecretVariable"}
+
+
+def run_migrate(**kw):
+    kw.setdefault("names", Names())
+    return run(datastore.run_migrate, dag.container(), **kw)
+
+
+def host_kw(**kw):
+    return {"host": "db.internal", "password": dag.set_secret("pw", PASSWORD), **kw}
+
+
+def test_a_target_below_the_current_revision_is_refused_before_migrate_runs(engine):
+    engine.respond("sh", probe_rows(6))
+    uri = f"postgres://openfga_migrator:{quote(PASSWORD, safe='')}@db.internal/openfga"
+    with pytest.raises(migrate.DowngradeError) as err:
+        run_migrate(datastore_uri=dag.set_secret("uri", uri), target=4)
+    message = str(err.value)
+    assert "revision 4" in message and "current schema revision 6" in message
+    assert "tuple.condition_name" in message and "changelog.condition_context" in message
+    assert "idx_user_lookup" in message and "--allow-downgrade" in message
+    assert PASSWORD not in message and uri not in message
+    assert engine.events == ["sh"]  # read only: openfga migrate never ran
+
+
+def test_an_allowed_downgrade_runs_and_says_what_it_dropped(engine):
+    engine.respond("sh", probe_rows(6))
+    engine.respond("openfga migrate", migrations(6, 4))
+    report = run_migrate(**host_kw(target=4, allow_downgrade=True))
+    assert engine.events == ["sh", "openfga migrate", "openfga migrate"]
+    assert report.summary().startswith("schema migrated from revision 6 to 4 (DOWNGRADE")
+    assert "tuple.condition_name" in report.summary()
+    assert migrate_execs(migrated(engine))[-1][-2:] == ["--version", "4"]
+
+
+@pytest.mark.parametrize(("current", "target"), [(0, 6), (3, 6), (6, 6)])
+def test_a_target_at_or_above_the_current_revision_needs_no_permission(engine, current, target):
+    engine.respond("sh", probe_rows(current))
+    engine.respond("openfga migrate", migrations(current, target))
+    report = run_migrate(**host_kw(target=target))
+    assert report.revision == target and "DOWNGRADE" not in report.summary()
+
+
+def test_no_target_no_probe(engine):
+    run_migrate(**host_kw())
+    assert engine.events == ["openfga migrate", "openfga migrate"]
+
+
+def test_the_probe_in_host_mode_is_psql_from_the_pinned_postgres_as_the_migrator(engine):
+    password = dag.set_secret("pw", PASSWORD)
+    engine.respond("sh", probe_rows(6))
+    engine.respond("openfga migrate", migrations(6, 6))
+    run_migrate(host="db.example.com", password=password, target=6)
+    (probe,) = engine.containers("sh")
+    assert plan.images(probe) == [POSTGRES_IMAGE]
+    assert plan.execs(probe)[-1] == migrate.probe_command()
+    env = plan.env_of(probe)
+    assert env[migrate.PROBE_URI_ENV] == (
+        "postgres://openfga_migrator@db.example.com:5432/openfga?sslmode=require&connect_timeout=10"
+    )
+    secrets = secret_vars(probe)
+    assert secrets == {"PGPASSWORD": password}
+    unset = {s.args["name"] for s in plan.chain(probe) if s.name == "withoutEnvVariable"}
+    assert {"PGHOST", "PGSSLMODE", "PGPASSWORD", "PGSERVICE"} <= unset
+    script = next(s for s in plan.chain(probe) if s.name == "withNewFile")
+    assert script.args == {"path": migrate.PROBE_SCRIPT_PATH, "contents": migrate.PROBE_SCRIPT}
+    assert not any(PASSWORD in text for text in plan.plain_strings(probe) if text != PASSWORD)
+
+
+def test_the_probe_in_uri_mode_gets_the_secret_uri_and_the_files_it_names(engine):
+    uri = dag.set_secret(
+        "uri",
+        "postgres://openfga_migrator:x@db.example.com/openfga?sslmode=verify-full"
+        "&sslrootcert=/etc/ssl/postgres/ca.crt",
+    )
+    engine.respond("sh", probe_rows(6))
+    engine.respond("openfga migrate", migrations(6, 6))
+    run_migrate(datastore_uri=uri, target=6)
+    (probe,) = engine.containers("sh")
+    secrets = secret_vars(probe)
+    assert secrets == {migrate.PROBE_URI_ENV: uri}
+    copied = {s.args["path"] for s in plan.chain(probe) if s.name == "withFile"}
+    assert copied == {"/etc/ssl/postgres/ca.crt", datastore.PROBE_CA_BUNDLE}
+    assert "PGSSLROOTCERT" not in plan.env_of(probe)  # the URI's own CA wins
+
+
+def test_verify_full_without_a_ca_trusts_what_openfga_trusts(engine):
+    uri = "postgres://openfga_migrator:x@db.example.com/openfga?sslmode=verify-full"
+    engine.respond("sh", probe_rows(6))
+    engine.respond("openfga migrate", migrations(6, 6))
+    run_migrate(datastore_uri=dag.set_secret("uri", uri), target=6)
+    (probe,) = engine.containers("sh")
+    assert plan.env_of(probe)["PGSSLROOTCERT"] == datastore.PROBE_CA_BUNDLE
+
+
+def test_a_failed_probe_is_explained_redacted_and_nothing_migrates(engine):
+    secret_password = "Hunter2-is-n0t-a-password"
+    uri = f"postgres://openfga_migrator:{secret_password}@db.internal/openfga"
+    stderr = (
+        f'psql: error: connection to server at "db.internal" failed: FATAL:  password '
+        f'authentication failed for user "openfga_migrator" ({uri})'
+    )
+    engine.respond("sh", lambda argv, ctr: Answer(2, stderr=stderr))
+    with pytest.raises(MigrateError) as err:
+        run_migrate(datastore_uri=dag.set_secret("uri", uri), target=6)
+    assert "refused the password" in str(err.value) and "nothing was migrated" in str(err.value)
+    assert secret_password not in str(err.value)
+    assert engine.events == ["sh"]

@@ -9,11 +9,15 @@ not touch the shared session server. Every OpenFGA URI is built by dsn.Dsn.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +31,7 @@ from openfga_release.recipes.openfga import (
     new_preshared_key,
     wait_ready,
 )
+from openfga_release.recipes.releases import DEFAULT_VERSION
 from openfga_release.standalone.smoke import SmokeError, run_smoke
 from psycopg import sql
 
@@ -309,3 +314,106 @@ def test_database_going_down_under_a_running_server(empty: PgServer, binary: str
             empty.start()
     assert "(ERROR)" in str(err.value)
     assert "nothing accepts connections at the database host and port" in str(err.value)
+
+
+# ------------------------------------------------------------------ the downgrade guard
+
+
+DROP_INDEX = r"DROP INDEX (?:CONCURRENTLY )?(?:IF EXISTS )?(\w+)"
+DROP_COLUMNS = r"ALTER TABLE (\w+) (DROP COLUMN \w+(?:, DROP COLUMN \w+)*)"
+
+
+def _down_drops_in(sql_text: str) -> set[tuple[str, str]]:
+    """What a migration's ``-- +goose Down`` section drops, read from its SQL."""
+    down = sql_text.split("-- +goose Down", 1)[1]
+    drops: set[tuple[str, str]] = set()
+    for statement in down.split(";"):
+        words = " ".join(statement.split())
+        if found := re.fullmatch(r"DROP TABLE (?:IF EXISTS )?(\w+)", words, re.I):
+            drops.add(("table", found[1]))
+        elif found := re.fullmatch(DROP_INDEX, words, re.I):
+            drops.add(("index", found[1]))
+        elif found := re.fullmatch(DROP_COLUMNS, words, re.I):
+            for column in re.findall(r"DROP COLUMN (\w+)", found[2], re.I):
+                drops.add(("column", f"{found[1]}.{column}"))
+        else:
+            assert not re.search(r"\bDROP\b", words, re.I), f"an unread DROP: {words}"
+    return drops
+
+
+def test_the_down_steps_table_matches_openfga_v1_22_1s_migrations() -> None:
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"github.com/openfga/openfga@{DEFAULT_VERSION}"],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    migrations = Path(json.loads(out.stdout)["Dir"]) / "assets/migrations/postgres"
+    files = sorted(migrations.glob("*.sql"))
+    found = {int(f.name[:3]): _down_drops_in(f.read_text()) for f in files}
+    assert len(found) == LATEST
+    assert found == {rev: set(drops) for rev, drops in migrate.DOWN_DROPS.items()}
+
+
+def probe_local(d: Dsn, tmp: Path) -> int:
+    """The probe the migrate function runs, with the same argv and env, Debian's psql."""
+    script = tmp / "revision.sql"
+    script.write_text(migrate.PROBE_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in migrate.PROBE_UNSAFE_ENV}
+    env |= migrate.probe_env(d, ca_bundle="/etc/ssl/certs/ca-certificates.crt")
+    env[migrate.PROBE_URI_ENV] = d.secret_uri()
+    ran = subprocess.run(
+        migrate.probe_command(str(script)), env=env, capture_output=True, text=True, timeout=60
+    )
+    return migrate.check_probe(ran.returncode, ran.stdout, ran.stderr, [d.password or ""])
+
+
+def guarded(binary: str, d: Dsn, tmp: Path, target: int, allow: bool) -> migrate.MigrateReport:
+    """What the migrate function does with a target: probe, guard, then migrate."""
+    downgraded = migrate.check_downgrade(probe_local(d, tmp), target, allow)
+    return replace(run_migrate(binary, uri_env(d), version=target), downgraded=downgraded)
+
+
+def columns(pg: PgServer, table: str) -> set[str]:
+    with pg.superuser() as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_the_probe_reads_the_revision_as_the_migrator(
+    empty: PgServer, binary: str, tmp_path: Path
+) -> None:
+    d = dsn(empty, "migrator")
+    assert probe_local(d, tmp_path) == 0  # no goose_db_version yet
+    run_migrate(binary, uri_env(d), version=3)
+    assert probe_local(d, tmp_path) == 3
+    verified = dsn(
+        empty, "migrator", sslmode="verify-full", params={"sslrootcert": str(empty.ca_file)}
+    )
+    run_migrate(binary, uri_env(d))
+    assert probe_local(verified, tmp_path) == LATEST == revision(empty)
+
+
+def test_a_downgrade_is_refused_unless_allowed(
+    empty: PgServer, binary: str, tmp_path: Path
+) -> None:
+    d = dsn(empty, "migrator")
+    run_migrate(binary, uri_env(d))
+    assert probe_local(d, tmp_path) == LATEST
+    with pytest.raises(migrate.DowngradeError) as err:
+        guarded(binary, d, tmp_path, 4, allow=False)
+    message = str(err.value)
+    assert f"current schema revision {LATEST}" in message and "--allow-downgrade" in message
+    assert "tuple.condition_name" in message and empty.passwords["migrator"] not in message
+    # Nothing changed.
+    assert revision(empty) == LATEST
+    assert {"condition_name", "condition_context"} <= columns(empty, "tuple")
+    assert {"condition_name", "condition_context"} <= columns(empty, "changelog")
+
+    report = guarded(binary, d, tmp_path, 4, allow=True)
+    assert (report.before, report.revision) == (LATEST, 4)
+    assert "DOWNGRADE" in report.summary() and "changelog.condition_name" in report.summary()
+    assert revision(empty) == probe_local(d, tmp_path) == 4
+    assert not {"condition_name", "condition_context"} & columns(empty, "tuple")
+    # Back up: an upgrade needs no permission.
+    assert guarded(binary, d, tmp_path, LATEST, allow=False).revision == LATEST

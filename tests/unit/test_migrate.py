@@ -9,8 +9,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from openfga_release.recipes import migrate
+from openfga_release.recipes import dsn, migrate
 from openfga_release.recipes.dsn import Dsn
+from openfga_release.recipes.errors import InputError
 from openfga_release.recipes.migrate import (
     MigrateError,
     MigrateInputError,
@@ -268,3 +269,95 @@ def test_a_malformed_uri_never_reaches_the_report_unredacted() -> None:
         check_result(proc.returncode, proc.stdout, proc.stderr, [raw, pw])
     assert "percent-encode" in str(err.value)
     assert "p@ss" not in str(err.value) + err.value.detail
+
+
+# -- the downgrade guard and its read-only probe
+
+
+@pytest.mark.parametrize(("current", "target"), [(0, 1), (0, 6), (4, 6), (6, 6), (7, 7)])
+def test_no_downgrade_needs_no_permission(current: int, target: int) -> None:
+    assert migrate.check_downgrade(current, target, allow=False) == ()
+    assert migrate.check_downgrade(current, None, allow=False) == ()
+
+
+def test_a_downgrade_is_refused_naming_both_revisions_and_what_is_dropped() -> None:
+    with pytest.raises(migrate.DowngradeError) as err:
+        migrate.check_downgrade(6, 4, allow=False)
+    text = str(err.value)
+    assert "--schema-revision 4" in text and "current schema revision 6" in text
+    assert "revision 6 drops index idx_user_lookup" in text
+    assert "column tuple.condition_name, column tuple.condition_context" in text
+    assert "revision 4 drops" not in text  # goose stops above the target
+    assert "--allow-downgrade" in text and "omit --schema-revision" in text
+    assert isinstance(err.value, InputError)
+
+
+def test_an_allowed_downgrade_lists_its_steps_newest_first() -> None:
+    steps = migrate.check_downgrade(6, 1, allow=True)
+    assert [s.split(" drops")[0] for s in steps] == [f"revision {r}" for r in (6, 5, 4, 3, 2)]
+    assert "all OpenFGA data" not in " ".join(steps)  # revision 1 stays
+    assert "all OpenFGA data" in migrate.down_steps(1, 0)[0]
+
+
+def test_an_unknown_newer_revision_is_named_as_such() -> None:
+    with pytest.raises(migrate.DowngradeError, match=r"revision 7: unknown to OpenFGA v1\.22\.1"):
+        migrate.check_downgrade(7, 6, allow=False)
+
+
+def test_the_report_says_a_downgrade_happened() -> None:
+    report = migrate.MigrateReport(6, 4, 4, downgraded=tuple(migrate.down_steps(6, 4)))
+    assert report.summary().startswith("schema migrated from revision 6 to 4 (DOWNGRADE")
+    assert migrate.MigrateReport(4, 6, 6).summary() == "schema migrated from revision 4 to 6"
+
+
+@pytest.mark.parametrize(
+    ("stdout", "revision"),
+    [("", 0), ("\n", 0), ("6,t\n5,t\n", 6), ("6,f\n6,t\n5,t\n", 5), ("3,f\n", 0)],
+)
+def test_probe_rows_follow_goose(stdout: str, revision: int) -> None:
+    assert migrate.parse_probe(stdout) == revision
+
+
+@pytest.mark.parametrize("stdout", ["6\n", "x,t\n", "6,true\n", "psql: hello\n"])
+def test_probe_output_that_is_not_rows_is_an_error(stdout: str) -> None:
+    with pytest.raises(MigrateError, match="not goose_db_version rows"):
+        migrate.parse_probe(stdout)
+
+
+def test_a_failed_probe_is_one_redacted_sentence() -> None:
+    secret = "pr0be-Secret"
+    err = (
+        'psql: error: connection to server at "db" failed: FATAL:  password authentication '
+        f'failed for user "openfga_migrator" {secret}'
+    )
+    with pytest.raises(MigrateError) as failed:
+        migrate.check_probe(2, "", err, [secret])
+    assert "refused the password" in str(failed.value)
+    assert "nothing was migrated" in str(failed.value)
+    assert secret not in str(failed.value) + failed.value.detail
+
+
+def test_the_probe_keeps_secrets_out_of_argv_and_reads_its_uri_from_the_env() -> None:
+    argv = migrate.probe_command()
+    assert argv[:2] == ["sh", "-c"] and f'"${migrate.PROBE_URI_ENV}"' in argv[2]
+    assert "ON_ERROR_STOP=1" in argv[2] and migrate.PROBE_SCRIPT_PATH in argv[2]
+    assert migrate.REVISION_QUERY in migrate.PROBE_SCRIPT
+
+
+def test_psql_knows_every_query_key_a_uri_may_carry() -> None:
+    # dsn's allow-list refuses pgx-only keys before the probe; it must stay within libpq's.
+    assert set(dsn.ALLOWED_QUERY_KEYS) <= migrate.LIBPQ_QUERY_KEYS
+
+
+def test_probe_env_points_verify_modes_at_openfgas_ca_bundle() -> None:
+    ca = "/probe/ca.crt"
+    verify = Dsn("db.example.com", "openfga", "openfga_migrator", sslmode="verify-full")
+    assert migrate.probe_env(verify, ca_bundle=ca) == {"PGSSLROOTCERT": ca}
+    require = Dsn("db.example.com", "openfga", "openfga_migrator", sslmode="require")
+    assert migrate.probe_env(require, ca_bundle=ca) == {}  # libpq would verify with a root file
+    own = Dsn(
+        "db.example.com", "openfga", "openfga_migrator", sslmode="verify-ca",
+        params={"sslrootcert": "/etc/ssl/pg/ca.crt", "sslkey": "/etc/ssl/pg/k.key"},
+    )  # fmt: skip
+    assert migrate.probe_env(own, ca_bundle=ca) == {}
+    assert migrate.probe_files(own) == {"/etc/ssl/pg/ca.crt": 0o644, "/etc/ssl/pg/k.key": 0o600}

@@ -9,12 +9,60 @@ timeout) live in ``recipes/migrate.py`` and ``recipes/dsn.py``.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 
 import dagger
+from dagger import dag
 
 from .recipes import migrate as recipe
 from .recipes.dsn import Dsn, check_uri_as_given
-from .recipes.postgres import Names
+from .recipes.image import CA_BUNDLE_PATH
+from .recipes.postgres import POSTGRES_IMAGE, Names
+
+PROBE_CA_BUNDLE = "/probe/ca-certificates.crt"  # the OpenFGA image's CA bundle, for libpq
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The datastore as the checks left it: what to hand a container, and what to redact."""
+
+    dsn: Dsn  # the first host pgx tries, its user and params (password: only for redaction)
+    uri: dagger.Secret | None  # the user's URI, unchanged (URI mode)
+    public_uri: str  # host mode: the URI without a password
+    password: dagger.Secret | None  # host mode
+    redact: list[str]
+
+
+async def _target(
+    names: Names,
+    datastore_uri: dagger.Secret | None,
+    host: str,
+    port: int,
+    user: str,
+    password: dagger.Secret | None,
+    sslmode: str,
+) -> _Target:
+    recipe.check_datastore_args(datastore_uri is not None, host, password is not None)
+    if datastore_uri is not None:
+        uri = await datastore_uri.plaintext()
+        dsn = check_uri_as_given(uri)
+        recipe.check_migrator_user(dsn.user, names)
+        redact = [uri] + ([dsn.password] if dsn.password else [])
+        return _Target(dsn, datastore_uri, "", None, redact)
+    assert password is not None  # check_datastore_args
+    role = recipe.check_migrator_user(user or names.migrator, names)
+    dsn = Dsn(host, names.database, role, port=port, sslmode=sslmode)
+    return _Target(dsn, None, dsn.public_uri(), password, [])
+
+
+def _apply(ctr: dagger.Container, target: _Target) -> dagger.Container:
+    for name in recipe.UNSAFE_ENV:
+        ctr = ctr.without_env_variable(name)
+    if target.uri is not None:
+        return ctr.with_secret_variable(recipe.URI_ENV, target.uri)
+    assert target.password is not None
+    ctr = ctr.with_env_variable(recipe.URI_ENV, target.public_uri)
+    return ctr.with_secret_variable(recipe.PASSWORD_ENV, target.password)
 
 
 async def connect(
@@ -35,20 +83,78 @@ async def connect(
     URI holds no password and OpenFGA takes it from OPENFGA_DATASTORE_PASSWORD, so
     it never needs percent-encoding.
     """
-    recipe.check_datastore_args(datastore_uri is not None, host, password is not None)
-    for name in recipe.UNSAFE_ENV:
+    target = await _target(names, datastore_uri, host, port, user, password, sslmode)
+    return _apply(ctr, target), target.redact
+
+
+def probe(image: dagger.Container, target: _Target) -> dagger.Container:
+    """psql from the pinned postgres image, reading goose_db_version as the migrator (read-only).
+
+    Same connection data as migrate: the URI secret unchanged, or the public URI
+    with PGPASSWORD from the password secret; the files the URI names (CA, client
+    certificate) and the CA bundle OpenFGA trusts come from the OpenFGA image.
+    """
+    ctr = dag.container().from_(POSTGRES_IMAGE)
+    for name in recipe.PROBE_UNSAFE_ENV:
         ctr = ctr.without_env_variable(name)
-    if datastore_uri is not None:
-        uri = await datastore_uri.plaintext()
-        dsn = check_uri_as_given(uri)
-        recipe.check_migrator_user(dsn.user, names)
-        redact = [uri] + ([dsn.password] if dsn.password else [])
-        return ctr.with_secret_variable(recipe.URI_ENV, datastore_uri), redact
-    assert password is not None  # check_datastore_args
-    role = recipe.check_migrator_user(user or names.migrator, names)
-    dsn = Dsn(host, names.database, role, port=port, sslmode=sslmode)
-    ctr = ctr.with_env_variable(recipe.URI_ENV, dsn.public_uri())
-    return ctr.with_secret_variable(recipe.PASSWORD_ENV, password), []
+    ctr = ctr.with_new_file(recipe.PROBE_SCRIPT_PATH, recipe.PROBE_SCRIPT)
+    ctr = ctr.with_file(PROBE_CA_BUNDLE, image.file(CA_BUNDLE_PATH))
+    for path, mode in recipe.probe_files(target.dsn).items():
+        ctr = ctr.with_file(path, image.file(path), permissions=mode)
+    for name, value in recipe.probe_env(target.dsn, ca_bundle=PROBE_CA_BUNDLE).items():
+        ctr = ctr.with_env_variable(name, value)
+    if target.uri is not None:
+        ctr = ctr.with_secret_variable(recipe.PROBE_URI_ENV, target.uri)
+    else:
+        assert target.password is not None
+        ctr = ctr.with_env_variable(recipe.PROBE_URI_ENV, target.public_uri)
+        ctr = ctr.with_secret_variable("PGPASSWORD", target.password)
+    # A fresh run id: the engine must read the database now, not answer from its cache.
+    ctr = ctr.with_env_variable(recipe.RUN_ID_ENV, uuid.uuid4().hex)
+    return ctr.with_exec(recipe.probe_command(), expect=dagger.ReturnType.ANY)
+
+
+async def current_revision(image: dagger.Container, target: _Target) -> int:
+    ran = probe(image, target)
+    code = await ran.exit_code()
+    out, err = await ran.stdout(), await ran.stderr()
+    try:
+        return recipe.check_probe(code, out, err, target.redact)
+    except recipe.MigrateError as failure:
+        raise recipe.MigrateError(
+            f"{failure}\n--- psql said (redacted) ---\n{failure.detail}", failure.detail
+        ) from None
+
+
+async def run_migrate(
+    image: dagger.Container,
+    *,
+    names: Names,
+    datastore_uri: dagger.Secret | None = None,
+    host: str = "",
+    port: int = 5432,
+    user: str = "",
+    password: dagger.Secret | None = None,
+    sslmode: str = "",
+    target: int | None = None,
+    timeout: float = recipe.RUN_TIMEOUT,
+    allow_downgrade: bool = False,
+) -> recipe.MigrateReport:
+    """The ``migrate`` function: checks, the downgrade guard (only with a target), migrate.
+
+    With a target revision, a read-only probe reads the current revision first;
+    a target below it is refused unless ``allow_downgrade`` (the Down steps drop
+    data), and when allowed the report names what they dropped.
+    """
+    recipe.check_target(target)
+    recipe.check_timeout(timeout)
+    where = await _target(names, datastore_uri, host, port, user, password, sslmode)
+    downgraded: tuple[str, ...] = ()
+    if target is not None:
+        current = await current_revision(image, where)
+        downgraded = recipe.check_downgrade(current, target, allow_downgrade)
+    report = await migrate(_apply(image, where), target, timeout, where.redact)
+    return replace(report, downgraded=downgraded)
 
 
 async def migrate(

@@ -150,6 +150,8 @@ class MigrateReport:
     before: int | None
     revision: int  # the schema revision reached
     target: int | None
+    # The Down steps run on purpose (--allow-downgrade), one line each; () otherwise.
+    downgraded: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -158,7 +160,10 @@ class MigrateReport:
     def summary(self) -> str:
         if not self.changed:
             return f"schema already at revision {self.revision}: nothing to migrate"
-        return f"schema migrated from revision {self.before} to {self.revision}"
+        text = f"schema migrated from revision {self.before} to {self.revision}"
+        if self.downgraded and self.before is not None and self.revision < self.before:
+            text += " (DOWNGRADE, --allow-downgrade): " + "; ".join(self.downgraded)
+        return text
 
 
 def _records(stdout: str) -> Iterable[dict[str, Any]]:
@@ -376,3 +381,153 @@ def secrets_in(datastore_env: Mapping[str, str]) -> list[str]:
     except ValueError:
         password = None
     return [*out, unquote(password)] if password else out
+
+
+# -- the downgrade guard ---------------------------------------------------------
+#
+# goose runs a migration's "-- +goose Down" section for every revision above the
+# target. What those sections drop in OpenFGA v1.22.1
+# (assets/migrations/postgres/00N_*.sql; tests/real/test_migrate.py reads the
+# real files from the Go module cache and fails if this table disagrees).
+# Each entry: (kind, name) with kind "table", "column" (table.column) or "index".
+DOWN_DROPS: dict[int, tuple[tuple[str, str], ...]] = {
+    1: (("table", "tuple"), ("table", "authorization_model"), ("table", "store"),
+        ("table", "assertion"), ("table", "changelog")),
+    2: (("column", "authorization_model.schema_version"),),
+    3: (("index", "idx_reverse_lookup_user"),),
+    4: (("column", "authorization_model.serialized_protobuf"),),
+    5: (("column", "tuple.condition_name"), ("column", "tuple.condition_context"),
+        ("column", "changelog.condition_name"), ("column", "changelog.condition_context")),
+    6: (("index", "idx_user_lookup"),),
+}  # fmt: skip
+# What a reader should know about the loss, beyond the names.
+_DOWN_MEANING = {
+    1: "every store, model, tuple, assertion and change: all OpenFGA data",
+    2: "the schema version of every authorization model",
+    3: "an index only",
+    4: "every stored model's serialized form",
+    5: "the condition of every tuple and change (conditional tuples become unconditional)",
+    6: "an index only",
+}
+
+
+class DowngradeError(MigrateInputError):
+    """A target below the database's current revision, without --allow-downgrade."""
+
+
+def down_steps(current: int, target: int) -> list[str]:
+    """One line per Down step goose runs from ``current`` down to ``target``, newest first."""
+    lines = []
+    for revision in range(current, target, -1):
+        drops = DOWN_DROPS.get(revision)
+        if drops is None:
+            lines.append(f"revision {revision}: unknown to OpenFGA v1.22.1 (a newer release's)")
+            continue
+        names = ", ".join(f"{kind} {name}" for kind, name in drops)
+        lines.append(f"revision {revision} drops {names} ({_DOWN_MEANING[revision]})")
+    return lines
+
+
+def check_downgrade(current: int, target: int | None, allow: bool) -> tuple[str, ...]:
+    """Refuse a target below ``current`` unless ``allow``; the Down steps it runs (if any).
+
+    ``current`` is the revision the read-only probe found before migrating.
+    """
+    if target is None or target >= current:
+        return ()
+    steps = tuple(down_steps(current, target))
+    if not allow:
+        raise DowngradeError(
+            f"--schema-revision {target} is below the database's current schema revision "
+            f"{current}: migrating down runs OpenFGA's Down steps, which delete data: "
+            + "; ".join(steps)
+            + ". Back up the database and pass --allow-downgrade to do this on purpose, or "
+            "omit --schema-revision (or give at least revision "
+            f"{current}) to keep the schema"
+        )
+    return steps
+
+
+# -- the read-only revision probe (psql, before migrating to a given revision) ----
+
+PROBE_URI_ENV = "PROBE_DATASTORE_URI"
+PROBE_SCRIPT_PATH = "/probe/revision.sql"
+# goose's table may not exist (never migrated: revision 0); psql's \if skips the read.
+PROBE_SCRIPT = (
+    "SELECT to_regclass('goose_db_version') IS NOT NULL AS present \\gset\n"
+    "\\if :present\n"
+    f"{REVISION_QUERY};\n"
+    "\\endif\n"
+)
+# libpq reads these on its own; the probe container removes them before setting ours.
+PROBE_UNSAFE_ENV = tuple(dsn.PGX_ENV)
+_VERIFYING = ("verify-ca", "verify-full")
+# Query keys libpq knows too; any other (pgx-only) key would make psql refuse the URI.
+LIBPQ_QUERY_KEYS = frozenset({
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout",
+    "target_session_attrs", "application_name",
+})  # fmt: skip
+
+
+def probe_command(script: str = PROBE_SCRIPT_PATH, *, psql: str = "psql") -> list[str]:
+    """argv of the probe: psql reads the URI from :data:`PROBE_URI_ENV` (never argv)."""
+    return [
+        "sh", "-c",
+        f'exec {psql} "${PROBE_URI_ENV}" --no-psqlrc --quiet --no-align --tuples-only '
+        f"--field-separator=, --set=ON_ERROR_STOP=1 --file={script}",
+    ]  # fmt: skip
+
+
+def probe_env(target_dsn: dsn.Dsn, *, ca_bundle: str) -> dict[str, str]:
+    """Plain env for the probe, besides the URI (and PGPASSWORD, a secret, in host mode).
+
+    pgx verifies against the system roots when sslmode is verify-* without
+    sslrootcert; libpq would look for ~/.postgresql/root.crt instead, so the
+    probe is pointed at the CA bundle OpenFGA's image trusts (a fallback: a
+    URI's own sslrootcert wins).
+    """
+    # pgx-only query keys (which psql would refuse) never get here: dsn's allow-list
+    # (ALLOWED_QUERY_KEYS, a subset of LIBPQ_QUERY_KEYS; a unit test holds it) refuses them.
+    env = {}
+    if target_dsn.sslmode in _VERIFYING and "sslrootcert" not in target_dsn.params:
+        env["PGSSLROOTCERT"] = ca_bundle
+    return env
+
+
+def probe_files(target_dsn: dsn.Dsn) -> dict[str, int]:
+    """Files the URI names (CA, client certificate and key): path -> mode, copied as-is."""
+    modes = {"sslrootcert": 0o644, "sslcert": 0o644, "sslkey": 0o600}
+    return {
+        target_dsn.params[key]: mode
+        for key, mode in modes.items()
+        if target_dsn.params.get(key, "").startswith("/")
+    }
+
+
+def parse_probe(stdout: str) -> int:
+    """The revision the probe's rows give (goose's rule); no rows: 0 (never migrated)."""
+    rows = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        version, _, applied = line.strip().partition(",")
+        if not version.isdigit() or applied not in ("t", "f"):
+            raise MigrateError(
+                "the schema revision probe printed something that is not goose_db_version rows: "
+                "is this an OpenFGA PostgreSQL database? Omit --schema-revision to let "
+                "openfga migrate decide"
+            )
+        rows.append((int(version), applied == "t"))
+    return revision_from_rows(rows)
+
+
+def check_probe(returncode: int, stdout: str, stderr: str, secrets: Sequence[str] = ()) -> int:
+    """The current revision, or a :class:`MigrateError` explaining why psql could not read it."""
+    if returncode == 0:
+        return parse_probe(stdout)
+    text = redact(stderr + "\n" + stdout, secrets)
+    raise MigrateError(
+        explain_failure(text, "the schema revision probe (psql)")
+        + " (the probe runs only because --schema-revision was given; nothing was migrated)",
+        _tail(text),
+    )
