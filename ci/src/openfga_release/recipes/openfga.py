@@ -31,6 +31,8 @@ import httpx
 from .errors import StepError
 from .image import BINARY_PATH
 from .migrate import PASSWORD_ENV, URI_ENV, explain_failure, redact
+from .postgres import DEFAULT_MAX_CONNECTIONS
+from .server_tuning import tuning_env
 
 HTTP_PORT = 8080
 GRPC_PORT = 8081
@@ -65,9 +67,14 @@ def server_env(
     grpc_port: int = GRPC_PORT,
     metrics_port: int = METRICS_PORT,
     log_level: str = "info",
+    replicas: int = 1,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> dict[str, str]:
-    """Plain (non-secret) env for ``openfga run``: preshared-key authn, no playground, JSON logs."""
+    """Plain (non-secret) env for ``openfga run``: preshared-key authn, no playground, JSON logs,
+    and the measured performance settings (recipes/server_tuning.py: the datastore pool sized
+    for ``replicas`` sharing PostgreSQL's ``max_connections``, caches, throttling)."""
     return {
+        **tuning_env(max_connections=max_connections, replicas=replicas, engine=engine),
         "OPENFGA_DATASTORE_ENGINE": engine,
         "OPENFGA_AUTHN_METHOD": "preshared",
         "OPENFGA_PLAYGROUND_ENABLED": "false",

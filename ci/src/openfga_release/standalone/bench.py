@@ -244,14 +244,22 @@ def generate(tuples: int, seed: int = 1) -> Iterator[dict[str, Any]]:
     yield from itertools.islice(unique(), tuples)
 
 
-def queries(shape: Shape, seed: int) -> Iterator[tuple[str, str, str]]:
-    """Endless (user, relation, document) questions: random pairs (mostly false) mixed with
-    the owners and editors of documents (true, or false through exclusion or expiry)."""
+def queries(shape: Shape, seed: int, skew: float = 1.0) -> Iterator[tuple[str, str, str]]:
+    """Endless (user, relation, document) questions, the same for the same seed.
+
+    ``skew`` 1 draws users and documents uniformly (few questions repeat: the
+    worst case for caches); above 1, low ids are drawn more often (popularity:
+    ``id = n * r ** skew``; with 3, 10 % of the users ask 46 % of the questions).
+    """
     rnd = random.Random(seed + 1)  # noqa: S311 (test data, not secrets)
     relations = ("viewer", "viewer", "viewer", "editor", "can_share")
+
+    def pick(n: int) -> int:
+        return min(n - 1, int(n * rnd.random() ** skew))
+
     while True:
-        yield (f"user:{rnd.randrange(shape.users)}", rnd.choice(relations),
-               f"document:{rnd.randrange(shape.documents)}")
+        yield (f"user:{pick(shape.users)}", rnd.choice(relations),
+               f"document:{pick(shape.documents)}")
 
 
 # --------------------------------------------------------------------------- results
@@ -476,17 +484,21 @@ def _request(op: str, qs: Iterator[tuple[str, str, str]], model_id: str,
 async def run_load(
     api: _Api, store_id: str, model_id: str, shape: Shape, *, ops: tuple[str, ...],
     requests: int, duration: float, concurrency: int, warmup: int = 0, seed: int = 1,
+    skew: float = 1.0,
 ) -> tuple[dict[str, OpStats], float, str]:
-    """Send requests until ``requests`` were sent or ``duration`` seconds passed."""
+    """Send requests until ``requests`` were sent or ``duration`` seconds passed.
+
+    ``warmup`` requests first ask the same questions as the measured ones (not counted).
+    """
     stats = {op: OpStats(op) for op in ops}
-    qs = queries(shape, seed)
+    qs = queries(shape, seed, skew)
     context = {"current_time": _now()}
     sent = 0
     warm = 0
     base = f"/stores/{store_id}"
 
-    async def one(op: str, record: bool) -> None:
-        path, body = _request(op, qs, model_id, context)
+    async def one(op: str, record: bool, questions: Iterator[tuple[str, str, str]]) -> None:
+        path, body = _request(op, questions, model_id, context)
         started = time.perf_counter()
         try:
             resp = await api.http.post(f"{base}/{path}", json=body)
@@ -506,12 +518,14 @@ async def run_load(
             s.errors += 1
             s.first_error = s.first_error or why
 
+    warm_qs = queries(shape, seed, skew)  # the very questions measured next: warm caches
+
     async def warmer() -> None:
         nonlocal warm
         while warm < warmup:
             op = ops[warm % len(ops)]
             warm += 1
-            await one(op, record=False)
+            await one(op, False, warm_qs)
 
     await asyncio.gather(*(warmer() for _ in range(concurrency)))
     started = time.monotonic()
@@ -522,7 +536,7 @@ async def run_load(
         while sent < requests and time.monotonic() < deadline:
             op = ops[sent % len(ops)]
             sent += 1
-            await one(op, record=True)
+            await one(op, True, qs)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     seconds = time.monotonic() - started
@@ -534,7 +548,10 @@ async def run_bench(
     concurrency: int = 8, ops: tuple[str, ...] = OPS, seed: int = 1, warmup: int = 0,
     store_id: str | None = None, model_id: str | None = None, keep_store: bool = False,
     write_concurrency: int = 8, allow_plain_http: bool = False, timeout: float = 30.0,
+    skew: float = 1.0,
 ) -> Result:
+    if skew < 1:
+        raise BenchError(f"--skew {skew} is below 1: use 1 (uniform) or more (popular ids)")
     if requests < 1 or duration <= 0 or concurrency < 1:
         raise BenchError("--requests, --duration and --concurrency must be positive: they bound "
                          "the run")
@@ -564,7 +581,7 @@ async def run_bench(
             stats, seconds, stopped = await run_load(
                 api, store_id, model_id or "", Shape.for_tuples(tuples), ops=ops,
                 requests=requests, duration=duration, concurrency=concurrency, warmup=warmup,
-                seed=seed)
+                seed=seed, skew=skew)
         finally:
             if created and not keep_store:
                 await _delete(api, store_id)
@@ -597,7 +614,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, required=True, help="count limit (requests)")
     p.add_argument("--duration", type=float, required=True, help="time limit (seconds)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
-    p.add_argument("--warmup", type=int, default=0, help="requests before measuring")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="requests before measuring (the same questions: warm caches)")
+    p.add_argument("--skew", type=float, default=1.0,
+                   help="1: uniform questions; more: popular users/documents asked more often")
     p.add_argument("--ops", default=",".join(OPS), help="comma-separated: " + ", ".join(OPS))
     p.add_argument("--objective", action="append", default=[],
                    help="OP.METRIC=VALUE, e.g. check.p95_ms=25, all.rps=500 (repeatable)")
@@ -618,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run_bench(
             args.url, token, tuples=args.tuples, requests=args.requests, duration=args.duration,
             concurrency=args.concurrency, ops=tuple(o.strip() for o in args.ops.split(",")),
-            seed=args.seed, warmup=args.warmup, store_id=args.store_id,
+            seed=args.seed, warmup=args.warmup, store_id=args.store_id, skew=args.skew,
             keep_store=args.keep_store, write_concurrency=args.write_concurrency,
             allow_plain_http=args.allow_plain_http))
     except BenchError as err:

@@ -1,0 +1,96 @@
+"""The performance settings we ship for ``openfga run``, chosen by measurement.
+
+Plain module (no dagger import); :func:`openfga.server_env` adds
+:func:`tuning_env` to every server the pipeline starts. The comparison that
+chose them (OpenFGA's and PostgreSQL's defaults against these, and the memory
+engine, in one run on one machine) is ``benchmarks/bench_defaults.py``; its
+table is in ``benchmarks/README.md``.
+
+OpenFGA v1.22.1's defaults (pkg/server/config/config.go, cmd/run/flags.go) and
+why we change them:
+
+* **Connection pool**: max open 30, max idle **10**. Above 10 concurrent
+  queries every extra connection is closed after use and opened again: a new
+  PostgreSQL backend, a TLS handshake and a SCRAM exchange per burst. We keep
+  the whole pool idle (max idle = max open) and size it from PostgreSQL's
+  ``max_connections`` (recipes/postgres.py) shared by the replicas, after the
+  superuser's reserved slots and the other roles' (migrate, read-only,
+  backups), so N replicas can never exhaust the server.
+* **Check query cache** and **check iterator cache** (off by default): cache
+  sub-problem answers and datastore iterators for ``CACHE_TTL``, with the
+  **cache controller** on, which drops a store's cached entries once a newer
+  write is seen (checked at most every ``CACHE_CONTROLLER_TTL``). The same for
+  ListObjects' iterator cache. Trade-off: an answer may be up to the TTL stale
+  after a write (less with the controller); a client that must see its own
+  write asks for ``consistency: HIGHER_CONSISTENCY`` on that request, which
+  bypasses the caches (docs/consistency.md).
+* **Dispatch throttling** for Check and ListObjects (off by default): requests
+  that fan out beyond the threshold are slowed, so one pathological query
+  cannot starve the others. Defaults for threshold and frequency.
+* **Timeouts**: OpenFGA's (request 3 s, ListObjects/ListUsers deadline 3 s)
+  are kept: they bound a request, they are not a speed knob.
+"""
+
+from __future__ import annotations
+
+from .errors import InputError
+from .postgres import DEFAULT_MAX_CONNECTIONS
+
+SUPERUSER_RESERVED = 3  # PostgreSQL's superuser_reserved_connections default
+OTHER_ROLES_RESERVED = 5  # openfga_migrator, the read-only role, backups, monitoring
+MAX_POOL_PER_REPLICA = 32  # more gains nothing on small machines and costs PostgreSQL memory
+MIN_POOL_PER_REPLICA = 4
+MIN_IDLE = 4  # kept open while idle, so a quiet server answers the first burst warm
+CACHE_TTL = "10s"  # OpenFGA's default TTL; the controller invalidates sooner on writes
+CACHE_CONTROLLER_TTL = "10s"
+CACHE_LIMIT = 10000  # entries (OpenFGA's default)
+
+
+class TuningError(InputError):
+    """Replicas and PostgreSQL's max_connections that cannot fit a pool each."""
+
+
+def pool_size(max_connections: int = DEFAULT_MAX_CONNECTIONS, replicas: int = 1) -> int:
+    """Connections one OpenFGA replica may open, so that all replicas fit PostgreSQL."""
+    if replicas < 1:
+        raise TuningError(f"replicas {replicas} is below 1: run at least one OpenFGA replica")
+    usable = max_connections - SUPERUSER_RESERVED - OTHER_ROLES_RESERVED
+    per_replica = min(MAX_POOL_PER_REPLICA, usable // replicas)
+    if per_replica < MIN_POOL_PER_REPLICA:
+        fits = max(0, usable // MIN_POOL_PER_REPLICA)
+        raise TuningError(
+            f"PostgreSQL max_connections={max_connections} leaves {usable} connections for "
+            f"{replicas} OpenFGA replicas, fewer than {MIN_POOL_PER_REPLICA} each: raise "
+            f"max_connections to at least {replicas * MIN_POOL_PER_REPLICA + SUPERUSER_RESERVED + OTHER_ROLES_RESERVED} "  # noqa: E501
+            f"or run at most {fits} replicas"
+        )
+    return per_replica
+
+
+def tuning_env(
+    *, max_connections: int = DEFAULT_MAX_CONNECTIONS, replicas: int = 1, engine: str = "postgres"
+) -> dict[str, str]:
+    """``OPENFGA_*`` settings that differ from OpenFGA's defaults (the pool only on postgres)."""
+    env = {
+        "OPENFGA_CHECK_QUERY_CACHE_ENABLED": "true",
+        "OPENFGA_CHECK_QUERY_CACHE_TTL": CACHE_TTL,
+        "OPENFGA_CHECK_ITERATOR_CACHE_ENABLED": "true",
+        "OPENFGA_CHECK_ITERATOR_CACHE_TTL": CACHE_TTL,
+        "OPENFGA_LIST_OBJECTS_ITERATOR_CACHE_ENABLED": "true",
+        "OPENFGA_LIST_OBJECTS_ITERATOR_CACHE_TTL": CACHE_TTL,
+        "OPENFGA_CHECK_CACHE_LIMIT": str(CACHE_LIMIT),
+        "OPENFGA_CACHE_CONTROLLER_ENABLED": "true",
+        "OPENFGA_CACHE_CONTROLLER_TTL": CACHE_CONTROLLER_TTL,
+        "OPENFGA_CHECK_DISPATCH_THROTTLING_ENABLED": "true",
+        "OPENFGA_LIST_OBJECTS_DISPATCH_THROTTLING_ENABLED": "true",
+    }
+    if engine == "postgres":
+        pool = pool_size(max_connections, replicas)
+        env |= {
+            "OPENFGA_DATASTORE_MAX_OPEN_CONNS": str(pool),
+            "OPENFGA_DATASTORE_MAX_IDLE_CONNS": str(pool),
+            # OpenFGA refuses to start (panics) when min idle exceeds min open.
+            "OPENFGA_DATASTORE_MIN_OPEN_CONNS": str(min(MIN_IDLE, pool)),
+            "OPENFGA_DATASTORE_MIN_IDLE_CONNS": str(min(MIN_IDLE, pool)),
+        }
+    return env

@@ -1,0 +1,58 @@
+"""The server settings we ship: pool sizes that fit PostgreSQL, caches, throttling."""
+
+from __future__ import annotations
+
+import pytest
+from openfga_release.recipes import server_tuning
+from openfga_release.recipes.openfga import server_env
+from openfga_release.recipes.postgres import DEFAULT_MAX_CONNECTIONS
+from openfga_release.recipes.server_tuning import TuningError, pool_size, tuning_env
+
+
+def test_the_pool_is_kept_whole_and_sized_for_postgres() -> None:
+    env = tuning_env()
+    pool = pool_size(DEFAULT_MAX_CONNECTIONS, 1)
+    assert env["OPENFGA_DATASTORE_MAX_OPEN_CONNS"] == env["OPENFGA_DATASTORE_MAX_IDLE_CONNS"]
+    assert int(env["OPENFGA_DATASTORE_MAX_OPEN_CONNS"]) == pool
+    # OpenFGA panics at start when min idle > min open.
+    assert int(env["OPENFGA_DATASTORE_MIN_OPEN_CONNS"]) >= int(
+        env["OPENFGA_DATASTORE_MIN_IDLE_CONNS"])
+
+
+@pytest.mark.parametrize("max_connections", [20, 50, 100, 200, 1000])
+@pytest.mark.parametrize("replicas", [1, 2, 3, 5])
+def test_every_replica_fits_beside_the_reserved_connections(max_connections: int,
+                                                            replicas: int) -> None:
+    reserved = server_tuning.SUPERUSER_RESERVED + server_tuning.OTHER_ROLES_RESERVED
+    try:
+        pool = pool_size(max_connections, replicas)
+    except TuningError as err:
+        assert "raise max_connections" in str(err) and "replicas" in str(err)
+        assert (max_connections - reserved) // replicas < server_tuning.MIN_POOL_PER_REPLICA
+        return
+    assert server_tuning.MIN_POOL_PER_REPLICA <= pool <= server_tuning.MAX_POOL_PER_REPLICA
+    assert pool * replicas + reserved <= max_connections
+
+
+def test_too_many_replicas_are_refused_with_the_numbers() -> None:
+    with pytest.raises(TuningError) as err:
+        pool_size(50, 20)
+    assert "max_connections=50" in str(err.value)
+    assert "raise max_connections to at least 88 or run at most 10 replicas" in str(err.value)
+    with pytest.raises(TuningError, match="at least one"):
+        pool_size(50, 0)
+
+
+def test_caches_and_throttling_and_no_pool_for_memory() -> None:
+    env = tuning_env(engine="memory")
+    assert env["OPENFGA_CHECK_QUERY_CACHE_ENABLED"] == "true"
+    assert env["OPENFGA_CHECK_ITERATOR_CACHE_ENABLED"] == "true"
+    assert env["OPENFGA_CACHE_CONTROLLER_ENABLED"] == "true"
+    assert env["OPENFGA_CHECK_DISPATCH_THROTTLING_ENABLED"] == "true"
+    assert not any(k.startswith("OPENFGA_DATASTORE_") for k in env)
+
+
+def test_server_env_ships_the_tuning_for_its_replicas() -> None:
+    env = server_env(replicas=3)
+    assert env["OPENFGA_DATASTORE_MAX_OPEN_CONNS"] == str(pool_size(DEFAULT_MAX_CONNECTIONS, 3))
+    assert tuning_env().items() <= server_env().items()
