@@ -65,7 +65,7 @@ async def _check(
     out = await (
         openfga.smoke_runner(key)
         .with_service_binding(openfga.ALIAS, svc)
-        .with_exec(smoke.smoke_command(f"http://{openfga.ALIAS}:{server.HTTP_PORT}"))
+        .with_exec(smoke.smoke_command(f"http://{openfga.ALIAS}:{server.HTTP_PORT}", token=True))
         .stdout()
     )
     return f"{schema.summary()}\n{out}"

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
+import math
 import os
+import re
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -72,6 +76,124 @@ CHECKS = [
 ]
 LIST_QUERY = {"type": "document", "relation": "viewer", "user": "user:anne"}
 LIST_EXPECTED = ["document:roadmap"]
+
+
+MAX_WAIT = 600.0  # seconds; a server that is not SERVING by then will not be
+MAX_TIMEOUT = 300.0  # seconds per request
+# Names that only resolve on a private network (a Dagger service alias has no dot).
+PRIVATE_SUFFIXES = (".internal", ".local", ".svc", ".cluster.local", ".localdomain")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+_PATH = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*")
+
+
+class SmokeInputError(ValueError):
+    """An argument the smoke test refuses before it sends anything: the problem and the fix.
+
+    (The script imports nothing from the package; the module's InputError has the
+    same meaning.) The message never repeats a URL that holds credentials.
+    """
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def is_private(host: str) -> bool:
+    """Loopback, a private/link-local/CGNAT address, or a name only a private network resolves."""
+    name = host.lower().rstrip(".")
+    ip = _ip(name)
+    if ip is not None:
+        return ip.is_loopback or ip.is_private or ip in ipaddress.ip_network("100.64.0.0/10")
+    return name in ("localhost", "localhost.localdomain") or "." not in name or (
+        name.endswith(PRIVATE_SUFFIXES)
+    )
+
+
+def check_url(url: object, *, token: bool = False) -> str:
+    """The OpenFGA HTTP API base URL, or :class:`SmokeInputError` naming the fix.
+
+    http or https, a host, an optional port and path; no credentials, query or
+    fragment (they would land in argv, logs and the report). A preshared key
+    (``token``) goes over plain http only to a loopback or private host.
+    """
+    example = "e.g. https://fga.example.com or http://openfga:8080"
+    if not isinstance(url, str) or not url.strip():
+        raise SmokeInputError(f"--url is empty: give the OpenFGA HTTP API URL, {example}")
+    if url.startswith("-"):
+        raise SmokeInputError(
+            f"--url starts with '-', like an option (--help?): give the API URL itself, {example}"
+        )
+    if url != url.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise SmokeInputError(
+            f"--url holds spaces or control characters (a newline?): give one clean URL, {example}"
+        )
+    if len(url) > 2048:
+        raise SmokeInputError(f"--url is longer than 2048 characters: give the base URL, {example}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise SmokeInputError(
+            f"--url does not parse as a URL (its port or [IPv6] host?): give one, {example}"
+        ) from None
+    if "@" in parts.netloc:
+        raise SmokeInputError(
+            "--url holds credentials (user:password@): they would land in argv, logs and the "
+            "report; remove them and pass the preshared key with --token env://FGA_TOKEN"
+        )
+    if parts.scheme not in ("http", "https") or "//" not in url:
+        raise SmokeInputError(
+            f"--url needs the scheme http:// or https:// and a host: give the full URL, {example}"
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise SmokeInputError(
+            "--url has a ?query or #fragment (a key there would be logged): give only "
+            f"scheme://host[:port][/path], {example}; the key goes in --token env://FGA_TOKEN"
+        )
+    host = parts.hostname or ""
+    bracketed = parts.netloc.startswith("[")
+    if not host or not (
+        _HOST_NAME.fullmatch(host) if not bracketed else _ip(host) is not None
+    ) or (not bracketed and ":" in host):
+        raise SmokeInputError(f"--url names no valid host name or IP address: {example}")
+    if port == 0 or parts.netloc.endswith(":"):
+        raise SmokeInputError(f"--url has an empty or zero port: give 1-65535, {example}")
+    if not _PATH.fullmatch(parts.path):
+        raise SmokeInputError(
+            f"--url has a path with characters that need percent-encoding: {example}"
+        )
+    if token and parts.scheme == "http" and not is_private(host):
+        raise SmokeInputError(
+            f"refusing to send the preshared key over plain http to the public host {host}: "
+            "use https://, or a loopback/private address or a service alias"
+        )
+    return url
+
+
+def check_seconds(name: str, value: object, *, low: float, high: float, zero: bool) -> float:
+    """A finite number of seconds within (low, high] (or [0, high] with ``zero``)."""
+    bad = isinstance(value, bool) or not isinstance(value, (int, float))
+    number = math.nan if bad else float(value)  # type: ignore[arg-type]
+    ok = math.isfinite(number) and (low <= number if zero else low < number) and number <= high
+    if not ok:
+        shown = "not a number" if bad else f"{number:g}"
+        lower = f"from {low:g}" if zero else f"above {low:g}"
+        raise SmokeInputError(
+            f"--{name} {shown} is out of range: give seconds {lower} up to {high:g}"
+        )
+    return number
+
+
+def check_wait(wait: object) -> float:
+    return check_seconds("wait", wait, low=0.0, high=MAX_WAIT, zero=True)
+
+
+def check_timeout(timeout: object) -> float:
+    return check_seconds("timeout", timeout, low=0.0, high=MAX_TIMEOUT, zero=False)
 
 
 class SmokeError(Exception):
@@ -171,7 +293,8 @@ async def run_smoke(
     ``health_wait``: seconds to keep asking /healthz until SERVING (a server
     that was just started or deployed), before the health step counts.
     """
-    url = url.rstrip("/")
+    url = check_url(url, token=bool(token)).rstrip("/")
+    health_wait, timeout = check_wait(health_wait), check_timeout(timeout)
     report = SmokeReport(url=url)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout) as http:
@@ -238,11 +361,16 @@ def smoke_command(
     script: str = "/smoke/smoke.py",
     wait: float = 30.0,
     timeout: float = DEFAULT_TIMEOUT,
+    token: bool = False,
 ) -> list[str]:
-    """argv to run this file as a script in a container; the key comes from FGA_TOKEN."""
-    return [
-        "python3", script, "--url", url, "--wait", f"{wait:g}", "--timeout", f"{timeout:g}",
-    ]
+    """argv to run this file as a script in a container; the key comes from FGA_TOKEN.
+
+    Every argument is checked here, before any container runs (``token``: a
+    preshared key will be sent), and again by the script itself.
+    """
+    check_url(url, token=token)
+    wait, timeout = check_wait(wait), check_timeout(timeout)
+    return ["python3", script, f"--url={url}", f"--wait={wait:g}", f"--timeout={timeout:g}"]
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -263,6 +391,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     token = os.environ.get(args.token_env) or None
+    try:
+        check_url(args.url, token=token is not None)
+        check_wait(args.wait)
+        check_timeout(args.timeout)
+    except SmokeInputError as err:
+        print(f"REFUSED: {err}", file=sys.stderr)
+        return 2
     try:
         report = asyncio.run(
             run_smoke(args.url, token, timeout=args.timeout, health_wait=args.wait)
