@@ -337,9 +337,13 @@ def secret_vars(ctr) -> dict:
     return {s.args["name"]: s.args["secret"] for s in steps if s.name == "withSecretVariable"}
 
 
+async def an_image() -> dagger.Container:
+    return dag.container()
+
+
 def run_migrate(**kw):
     kw.setdefault("names", Names())
-    return run(datastore.run_migrate, dag.container(), **kw)
+    return run(datastore.run_migrate, an_image, **kw)
 
 
 def host_kw(**kw):

@@ -9,6 +9,7 @@ timeout) live in ``recipes/migrate.py`` and ``recipes/dsn.py``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import dagger
@@ -127,7 +128,7 @@ async def current_revision(image: dagger.Container, target: _Target) -> int:
 
 
 async def run_migrate(
-    image: dagger.Container,
+    image: Callable[[], Awaitable[dagger.Container]],
     *,
     names: Names,
     datastore_uri: dagger.Secret | None = None,
@@ -142,18 +143,21 @@ async def run_migrate(
 ) -> recipe.MigrateReport:
     """The ``migrate`` function: checks, the downgrade guard (only with a target), migrate.
 
-    With a target revision, a read-only probe reads the current revision first;
-    a target below it is refused unless ``allow_downgrade`` (the Down steps drop
-    data), and when allowed the report names what they dropped.
+    ``image`` makes the OpenFGA image (it may ask the engine for its platform):
+    it is called only once every argument has been checked. With a target
+    revision, a read-only probe reads the current revision first; a target below
+    it is refused unless ``allow_downgrade`` (the Down steps drop data), and when
+    allowed the report names what they dropped.
     """
     recipe.check_target(target)
     recipe.check_timeout(timeout)
     where = await _target(names, datastore_uri, host, port, user, password, sslmode)
+    ctr = await image()
     downgraded: tuple[str, ...] = ()
     if target is not None:
-        current = await current_revision(image, where)
+        current = await current_revision(ctr, where)
         downgraded = recipe.check_downgrade(current, target, allow_downgrade)
-    report = await migrate(_apply(image, where), target, timeout, where.redact)
+    report = await migrate(_apply(ctr, where), target, timeout, where.redact)
     return replace(report, downgraded=downgraded)
 
 
