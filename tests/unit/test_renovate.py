@@ -30,6 +30,9 @@ NOT_PINS = {
 }
 
 PY_DIRS = ("ci/src/", "tests/support/", "benchmarks/")
+# Tests proper: their image strings are test data (never pulled); their *_VERSION
+# constants are tools they install, so those count.
+TEST_DIRS = ("tests/real/", "tests/unit/", "tests/plan/")
 IMAGE_STRING = re.compile(r'"[a-z0-9][a-z0-9._/-]*:v?\d+\.\d+[A-Za-z0-9_.+-]*"')
 VERSION_CONSTANT = re.compile(r'^[ \t]*([A-Z][A-Z0-9_]*_VERSION)[ \t]*=[ \t]*"v?\d[^"]*"', re.M)
 GO_TOOL_ROW = re.compile(r'GoTool\("[\w-]+", "[^"]+", "v\d[^"]*"')
@@ -75,6 +78,10 @@ def find_pins(path: str, text: str) -> list[Pin]:
                     .startswith("#")
                 ):
                     add(m)
+        for m in VERSION_CONSTANT.finditer(text):
+            if (path, m.group(1)) not in NOT_PINS:
+                add(m)
+    elif path.endswith(".py") and path.startswith(TEST_DIRS):
         for m in VERSION_CONSTANT.finditer(text):
             if (path, m.group(1)) not in NOT_PINS:
                 add(m)
@@ -163,6 +170,7 @@ def test_the_scanner_finds_the_known_pins() -> None:
         ("ci-templates/gitlab-ci.yml", "image: docker:"),
         ("ci-templates/dagger-ci.sh", "DAGGER_VERSION"),
         ("tests/support/tools.py", 'GoTool("actionlint"'),
+        ("tests/real/test_renovate_validator.py", 'RENOVATE_VERSION = "'),
     ]
     for path, fragment in expected:
         assert any(p == path and fragment in t for p, t in texts), (path, fragment)
