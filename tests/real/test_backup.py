@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from openfga_release.recipes import backup as bk
 from tests.support import migrate_local
 from tests.support.backup_drill import (
     BUCKET,
+    MODEL_V1,
     PREFIX,
     CliRun,
     backup,
@@ -267,3 +269,47 @@ def test_retention_keeps_the_newest_and_never_touches_foreign_objects(
     listed = cli(["list", "--endpoint", s3.endpoint, "--bucket", BUCKET, *prefix], s3.env)
     assert [b["backup"] for b in listed.result] == made[1:]
     assert all(f.exists() for f in foreign)
+
+
+def test_a_backup_taken_during_writes_is_one_consistent_snapshot(source: PgServer,
+                                                                 s3: S3Server) -> None:  # fmt: skip
+    """OpenFGA writes each tuple and its changelog row in one transaction: in a consistent
+    snapshot the two tables hold the same number of rows, whatever the writes in flight."""
+    binary = str(ensure_openfga())
+    stop = threading.Event()
+    written = [0]
+    with openfga(binary, source, KEY) as api:
+        store = api.post("/stores", {"name": "during-backup"})["id"]
+        model = api.post(f"/stores/{store}/authorization-models", MODEL_V1)[
+            "authorization_model_id"]
+
+        def writer() -> None:
+            while not stop.is_set():
+                n = written[0]
+                keys = [{"user": f"user:w{n}-{k}", "relation": "viewer", "object": "folder:w"}
+                        for k in range(20)]  # fmt: skip
+                api.post(f"/stores/{store}/write",
+                         {"authorization_model_id": model, "writes": {"tuple_keys": keys}})
+                written[0] += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            time.sleep(0.5)
+            before = written[0]
+            run = backup(source, s3, "--prefix", "during-writes")
+            after = written[0]
+        finally:
+            stop.set()
+            thread.join()
+    assert run.code == 0, run.stderr
+    assert before > 0 and after > before  # writes were in flight around the dump
+    with running_postgres() as target:
+        done = cli(["restore", "--endpoint", s3.endpoint, "--bucket", BUCKET, "--prefix",
+                    "during-writes", *db_args(target, "migrator")],
+                   {**s3.env, bk.PASSWORD_ENV: target.passwords["migrator"]})  # fmt: skip
+        assert done.code == 0, done.stderr
+        rows = db_state(target)["rows"]
+    assert rows["tuple"] == rows["changelog"]
+    assert rows == run.result["tables"]
+
