@@ -1,0 +1,192 @@
+"""Dagger wiring for KraftCloud (Unikraft Cloud): package, deploy, dry run, status.
+
+The knowledge lives in :mod:`.recipes.kraftcloud` (plan, crash diagnostics,
+retries, the SDK calls, the deploy steps, the packaging argv); this file only
+builds containers:
+
+- ``package``: the pinned Python image; the official ``kraft`` CLI installed at
+  its pinned version only if its SHA-256 matches; per image, the Kraftfile's
+  directory with the rootfs DIRECTORY given (``openfga-image ... rootfs`` and
+  ``postgres ... rootfs``), ``kraft pkg`` to the local OCI store, then ``kraft
+  pkg push`` (retried), then the digest read back from the registry;
+- ``deploy`` / ``dry-run`` / ``status``: the pinned Python image with the
+  pinned ``unikraft-cloud`` SDK and the plain recipes package, running
+  ``python -m openfga_release.recipes.kraftcloud <command>``, the command the
+  tests run against the contract fake.
+
+The token and every password arrive only as ``dagger.Secret`` through
+``with_secret_variable``; nothing secret is in argv, plain env or a layer.
+Side effects are never cached, and every run carries a fresh run id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import dagger
+from dagger import Doc, dag, function
+
+from .openfga import standalone
+from .recipes import refs
+from .recipes.kraftcloud import package as kpkg
+from .recipes.kraftcloud.plan import Spec
+from .registry import recipes_package
+from .sdk import object_type
+
+PKG_ROOT = "/opt/openfga-release"
+WORK = "/work"
+RUN_ID_ENV = "OPENFGA_RELEASE_RUN_ID"
+TOKEN_ENV = "UKC_TOKEN"  # noqa: S105 (a variable name)
+# The deploy's third-party imports, pinned like the root pyproject's dev list.
+PIP_PACKAGES = ("unikraft-cloud==0.3.0", "httpx==0.28.1", "pydantic==2.14.3")
+SECRET_ENV = {
+    "migrator": "POSTGRES_MIGRATOR_PASSWORD",
+    "app": "POSTGRES_APP_PASSWORD",
+    "readonly": "POSTGRES_READONLY_PASSWORD",
+    "keys": "FGA_PRESHARED_KEYS",
+}
+PUSH_RETRY = 'for i in 1 2 3; do "$@" && exit 0; echo "push failed, retrying" >&2; sleep 10; '\
+    'done; exit 1'
+
+side_effect = function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
+
+
+def program_package() -> dagger.Directory:
+    """The plain recipes plus the standalone smoke test, importable from PYTHONPATH."""
+    return (recipes_package()
+            .with_new_file("openfga_release/standalone/__init__.py", "")
+            .with_new_file("openfga_release/standalone/smoke.py", standalone("smoke.py")))
+
+
+@object_type
+class KraftCloud:
+    """OpenFGA + PostgreSQL on Unikraft Cloud: package both unikernels, deploy privately,
+    upgrade without downtime, explain every crash."""
+
+    token: Annotated[dagger.Secret | None, Doc("KraftCloud token (env://UKC_TOKEN)")] = None
+    metro: Annotated[str, Doc("metro (fra, dal, sin, ...) or an API URL")] = "fra"
+    user: Annotated[str, Doc("registry namespace: index.unikraft.io/<user>/...")] = ""
+    name: Annotated[str, Doc("prefix of every resource (instances, volume, service)")] = "openfga"
+    kraftfiles: Annotated[dagger.Directory | None, Doc("the repo's kraftfiles/")] = None
+    kraft_sha256: Annotated[str, Doc("SHA-256 of the pinned kraft release archive")] = (
+        kpkg.KRAFT_SHA256)
+    domain: Annotated[str, Doc("custom domain ('' = the platform's name)")] = ""
+    scale_to_zero: Annotated[str, Doc("off, on or idle")] = "idle"
+    openfga_memory_mb: Annotated[int, Doc("OpenFGA instance memory")] = 512
+    postgres_memory_mb: Annotated[int, Doc("PostgreSQL instance memory")] = 1024
+    volume_size_mb: Annotated[int, Doc("PostgreSQL volume size (never deleted)")] = 1024
+
+    # ------------------------------------------------------------ packaging
+    def _token(self) -> dagger.Secret:
+        if self.token is None:
+            raise kpkg.PackageInputError("no token: pass --token env://UKC_TOKEN (a Secret)")
+        return self.token
+
+    def package_plan(self, kind: str, rootfs: dagger.Directory, tag: str) -> dagger.Container:
+        """The container that packs ``kind`` (openfga or postgres) and prints its digest."""
+        if kind not in ("openfga", "postgres"):
+            raise kpkg.PackageInputError("kind must be openfga or postgres")
+        if self.kraftfiles is None:
+            raise kpkg.PackageInputError("no Kraftfiles: pass --kraftfiles kraftfiles")
+        target = kpkg.Target(self.user, f"{self.name}-postgres" if kind == "postgres"
+                             else self.name, tag)
+        install = kpkg.install_argv(self.kraft_sha256)  # refuses an unpinned CLI here
+        src = f"{WORK}/{kind}"
+        ctr = (
+            dag.container().from_(refs.PYTHON_IMAGE)
+            .with_exec(install)
+            .with_directory(src, self.kraftfiles.directory(kind), include=["Kraftfile"])
+            .with_directory(f"{src}/rootfs", rootfs)
+            .with_directory(PKG_ROOT, program_package())
+            .with_env_variable("PYTHONPATH", PKG_ROOT)
+            .with_env_variable("KRAFTKIT_NO_CHECK_UPDATES", "true")
+            .with_workdir(src)
+        )
+        for env in kpkg.TOKEN_ENVS:
+            ctr = ctr.with_secret_variable(env, self._token())
+        return (
+            ctr.with_env_variable(RUN_ID_ENV, uuid.uuid4().hex)
+            .with_exec(kpkg.pkg_argv(target))
+            .with_exec(["sh", "-c", PUSH_RETRY, "push", *kpkg.push_argv(target)])
+            .with_exec(["python", "-m", "openfga_release.recipes.kraftcloud.package", "digest",
+                        target.user, target.name, target.tag])
+        )
+
+    @side_effect
+    async def package(
+        self,
+        openfga_rootfs: Annotated[dagger.Directory, Doc("openfga-image ... rootfs")],
+        postgres_rootfs: Annotated[dagger.Directory, Doc("postgres ... rootfs")],
+        tag: Annotated[str, Doc("image tag, e.g. the OpenFGA version")],
+    ) -> str:
+        """Pack both rootfs directories, copy them to index.unikraft.io; returns the two
+        digest references (openfga first), one per line."""
+        fga = self.package_plan("openfga", openfga_rootfs, tag)
+        pg = self.package_plan("postgres", postgres_rootfs, tag)
+        return (await fga.stdout()).strip() + "\n" + (await pg.stdout()).strip() + "\n"
+
+    # ------------------------------------------------------------ deploy
+    def _cli_args(self, openfga_image: str, postgres_image: str) -> list[str]:
+        spec = Spec(openfga_image=openfga_image, postgres_image=postgres_image, name=self.name,
+                    domain=self.domain, scale_to_zero=self.scale_to_zero,
+                    openfga_memory_mb=self.openfga_memory_mb,
+                    postgres_memory_mb=self.postgres_memory_mb,
+                    volume_size_mb=self.volume_size_mb)  # bad arguments fail here
+        return ["--metro", self.metro, "--openfga-image", spec.openfga_image,
+                "--postgres-image", spec.postgres_image, "--name", spec.name,
+                "--domain", spec.domain, "--scale-to-zero", spec.scale_to_zero,
+                "--openfga-memory-mb", str(spec.openfga_memory_mb),
+                "--postgres-memory-mb", str(spec.postgres_memory_mb),
+                "--volume-size-mb", str(spec.volume_size_mb)]
+
+    def deploy_plan(self, command: str, openfga_image: str, postgres_image: str,
+                    secrets: dict[str, dagger.Secret]) -> dagger.Container:
+        """The deploy/dry-run/status container, planned; nothing runs until awaited."""
+        cli_args = self._cli_args(openfga_image, postgres_image)
+        ctr = (
+            dag.container().from_(refs.PYTHON_IMAGE)
+            .with_exec(["pip", "install", "--no-cache-dir", "--disable-pip-version-check",
+                        *PIP_PACKAGES])
+            .with_directory(PKG_ROOT, program_package())
+            .with_env_variable("PYTHONPATH", PKG_ROOT)
+            .with_secret_variable(TOKEN_ENV, self._token())
+        )
+        for key, secret in sorted(secrets.items()):
+            ctr = ctr.with_secret_variable(SECRET_ENV[key], secret)
+        return ctr.with_env_variable(RUN_ID_ENV, uuid.uuid4().hex).with_exec(
+            ["python", "-m", "openfga_release.recipes.kraftcloud", command, *cli_args])
+
+    @side_effect
+    async def deploy(
+        self,
+        openfga_image: Annotated[str, Doc("OpenFGA image by digest (package returns it)")],
+        postgres_image: Annotated[str, Doc("PostgreSQL image by digest")],
+        migrator_password: Annotated[dagger.Secret, Doc("openfga_migrator's password")],
+        app_password: Annotated[dagger.Secret, Doc("openfga_app's password")],
+        readonly_password: Annotated[dagger.Secret, Doc("openfga_readonly's (first boot)")],
+        preshared_keys: Annotated[dagger.Secret, Doc("OpenFGA preshared keys, comma-separated")],
+    ) -> str:
+        """Volume -> PostgreSQL (private) -> one-shot migrate -> OpenFGA behind the service
+        group (canary first on upgrades) -> smoke. Returns the filtered report."""
+        return await self.deploy_plan("deploy", openfga_image, postgres_image, {
+            "migrator": migrator_password, "app": app_password,
+            "readonly": readonly_password, "keys": preshared_keys}).stdout()
+
+    @side_effect
+    async def dry_run(
+        self,
+        openfga_image: Annotated[str, Doc("OpenFGA image by digest")],
+        postgres_image: Annotated[str, Doc("PostgreSQL image by digest")],
+    ) -> str:
+        """Read the state and print what deploy would create, update or keep; changes nothing."""
+        return await self.deploy_plan("dry-run", openfga_image, postgres_image, {}).stdout()
+
+    @side_effect
+    async def status(
+        self,
+        openfga_image: Annotated[str, Doc("OpenFGA image by digest")],
+        postgres_image: Annotated[str, Doc("PostgreSQL image by digest")],
+    ) -> str:
+        """What runs now, with one sentence for every stopped instance (never its env)."""
+        return await self.deploy_plan("status", openfga_image, postgres_image, {}).stdout()
