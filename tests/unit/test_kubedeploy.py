@@ -25,7 +25,7 @@ VALUES = kd.SecretValues(
 
 def secrets(flavor: str = "statefulset") -> dict[str, dict[str, str]]:
     spec = k8s.Spec(openfga_image=DIGEST, namespace="prod", flavor=flavor)
-    return {s["metadata"]["name"]: s["stringData"] for s in kd.secret_objects(spec, VALUES)}
+    return {s["metadata"]["name"]: kd.secret_data(s) for s in kd.secret_objects(spec, VALUES)}
 
 
 def test_datastore_uris_are_encoded_tls_and_per_role() -> None:
@@ -132,3 +132,9 @@ def test_states() -> None:
 
 def test_the_pipeline_kubectl_is_the_pinned_official_image() -> None:
     assert kd.KUBECTL_IMAGE.startswith("registry.k8s.io/kubectl:v1.35.")
+
+
+def test_the_deploy_has_no_way_to_delete() -> None:
+    source = Path(kd.__file__).read_text()
+    for argv_word in ('"delete"', '"--prune"', '"--force-conflicts"', '"--force"'):
+        assert argv_word not in source

@@ -29,6 +29,7 @@ the server computes the result, nothing changes.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import subprocess
@@ -138,11 +139,22 @@ class SecretValues:
         )
 
 
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
 def _secret(spec: k8s.Spec, name: str, data: dict[str, str], type_: str = "Opaque") -> Obj:
+    # `data`, not `stringData`: server-side apply tracks ownership of data.<key>, so a key
+    # another manager wrote is a conflict instead of a silent overwrite.
     return {"apiVersion": "v1", "kind": "Secret", "type": type_,
             "metadata": {"name": name, "namespace": spec.namespace,
                          "labels": k8s.labels(spec, k8s.PART_OF, "secret")},
-            "stringData": data}
+            "data": {key: _b64(value) for key, value in data.items()}}
+
+
+def secret_data(secret: Obj) -> dict[str, str]:
+    """A Secret object's values, decoded."""
+    return {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()}
 
 
 def secret_objects(spec: k8s.Spec, values: SecretValues) -> list[Obj]:
@@ -216,6 +228,10 @@ class Kubectl:
     namespace: str
     secrets: Sequence[str] = ()
     runner: Runner = run_process
+
+    def __post_init__(self) -> None:
+        # What is secret is also redacted in the base64 form Secret objects carry.
+        self.secrets = [*self.secrets, *(_b64(v) for v in self.secrets if len(v) >= 3)]
 
     def argv(self, *args: str) -> list[str]:
         return [self.binary, "--kubeconfig", self.kubeconfig, "--namespace", self.namespace,
