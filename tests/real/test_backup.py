@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from openfga_release.recipes import backup as bk
+from openfga_release.recipes import kubernetes as k8s
 
 from tests.support import migrate_local
 from tests.support.backup_drill import (
@@ -36,6 +38,8 @@ from tests.support.backup_drill import (
     store_args,
 )
 from tests.support.gobuild_local import ensure_openfga
+from tests.support.kube import ControlPlane
+from tests.support.kube import kube_fixture as kube_fixture  # the session's "kube"
 from tests.support.net import free_port
 from tests.support.pg import PgServer, install_labels, running_postgres
 from tests.support.s3_local import S3Server, running_s3
@@ -313,3 +317,26 @@ def test_a_backup_taken_during_writes_is_one_consistent_snapshot(source: PgServe
     assert rows["tuple"] == rows["changelog"]
     assert rows == run.result["tables"]
 
+
+# ------------------------------------------------------------------ Kubernetes schedule
+
+
+def test_the_cronjob_runs_under_restricted_pod_security_on_a_real_control_plane(
+    kube: ControlPlane,
+) -> None:
+    """The apiserver accepts the CronJob with strict validation; a Job made from it gets a pod
+    past the restricted Pod Security Standard (KWOK runs the pod; no container really runs)."""
+    ns = kube.create_namespace("backup", enforce="restricted")
+    spec = k8s.Spec(openfga_image="registry.example.com/openfga@sha256:" + "1" * 64,
+                    namespace=ns)  # fmt: skip
+    job = bk.kubernetes_cronjob(spec, image="registry.example.com/openfga-backup:1.22.1")
+    text = yaml.safe_dump(job, sort_keys=False)
+    kube.kubectl("apply", "--server-side", "--field-manager=openfga-release",
+                 "--validate=strict", "--warnings-as-errors", "-f", "-", stdin=text)  # fmt: skip
+    name = job["metadata"]["name"]
+    kube.kubectl("create", "job", f"{name}-drill", f"--from=cronjob/{name}", "-n", ns)
+    pods = kube.wait_for("the backup pod", lambda: kube.get_json(
+        "pods", "-n", ns, "-l", f"job-name={name}-drill")["items"], timeout=60)
+    assert pods[0]["metadata"]["labels"][k8s.COMPONENT_LABEL] == "backup"
+    events = kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout
+    assert "violates PodSecurity" not in events
