@@ -361,3 +361,14 @@ def test_probe_env_points_verify_modes_at_openfgas_ca_bundle() -> None:
     )  # fmt: skip
     assert migrate.probe_env(own, ca_bundle=ca) == {}
     assert migrate.probe_files(own) == {"/etc/ssl/pg/ca.crt": 0o644, "/etc/ssl/pg/k.key": 0o600}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"password_given": True}, {"user": "openfga_app"}, {"port": 6432}, {"sslmode": "disable"}],
+)
+def test_host_mode_arguments_beside_a_uri_are_refused_not_ignored(extra: dict) -> None:
+    kw = {"password_given": False, **extra}
+    password_given = kw.pop("password_given")
+    with pytest.raises(MigrateInputError, match="would be ignored with --datastore-uri"):
+        check_datastore_args(True, "", password_given, **kw)

@@ -43,7 +43,10 @@ async def _target(
     password: dagger.Secret | None,
     sslmode: str,
 ) -> _Target:
-    recipe.check_datastore_args(datastore_uri is not None, host, password is not None)
+    recipe.check_datastore_args(
+        datastore_uri is not None, host, password is not None,
+        user=user, port=port, sslmode=sslmode,
+    )  # fmt: skip
     if datastore_uri is not None:
         uri = await datastore_uri.plaintext()
         dsn = check_uri_as_given(uri)

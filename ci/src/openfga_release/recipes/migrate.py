@@ -101,8 +101,20 @@ def check_migrator_user(user: str, names: Names = DEFAULT_NAMES) -> str:
     return user
 
 
-def check_datastore_args(uri_given: bool, host: str, password_given: bool) -> None:
-    """The datastore is a secret URI, or a host with a secret password: exactly one of them."""
+def check_datastore_args(
+    uri_given: bool,
+    host: str,
+    password_given: bool,
+    *,
+    user: str = "",
+    port: int = 5432,
+    sslmode: str = "",
+) -> None:
+    """The datastore is a secret URI, or a host with a secret password: exactly one of them.
+
+    With a URI, the host-mode arguments would be silently ignored (OpenFGA reads
+    only the URI): refused, so nobody believes they took effect.
+    """
     if uri_given == bool(host):
         raise MigrateInputError(
             "give the datastore either as --datastore-uri env://VAR (a secret) or as "
@@ -110,6 +122,18 @@ def check_datastore_args(uri_given: bool, host: str, password_given: bool) -> No
         )
     if host and not password_given:
         raise MigrateInputError("--host needs --password env://VAR (a secret)")
+    if uri_given:
+        ignored = [
+            flag for flag, given in (
+                ("--password", password_given), ("--user", bool(user)),
+                ("--port", port != 5432), ("--sslmode", bool(sslmode)),
+            ) if given
+        ]  # fmt: skip
+        if ignored:
+            raise MigrateInputError(
+                f"{', '.join(ignored)} would be ignored with --datastore-uri (the URI alone says "
+                "where, who and how): put them in the URI, or use --host with --password instead"
+            )
 
 
 def migrate_command(
