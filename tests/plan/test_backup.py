@@ -127,3 +127,23 @@ def test_a_failed_run_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(err.value) == "backup openfga-backup-x is corrupted: pick an earlier backup"
     engine.respond("-m", lambda argv, ctr: Answer(stdout='{"backup": "b"}\n'))
     assert anyio.run(lambda: obj().backup("db.internal", password())) == '{"backup": "b"}\n'
+
+
+def test_the_object_registers_with_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every annotation resolves and every field is serializable: the SDK builds the
+    registration (only the final Module.id round-trip is replaced)."""
+    import openfga_release
+    from dagger.mod import default_module
+
+    from tests.plan.test_registration import args_of, functions
+
+    async def fake_id(self: Any) -> Any:
+        return self
+
+    monkeypatch.setenv("DAGGER_MAIN_OBJECT", "OpenfgaRelease")
+    monkeypatch.setattr(dagger.Module, "id", fake_id)
+    assert openfga_release.OpenfgaRelease
+    fns = functions(anyio.run(default_module()._typedefs))
+    mine = {name: list(args_of(chain)) for (obj_, name), chain in fns.items() if obj_ == "Backup"}
+    assert set(mine) == {"backup", "restore", "list_backups", "verify", "image"}
+    assert "password" in mine["backup"] and "overwrite" in mine["restore"]
