@@ -284,3 +284,31 @@ def test_release_publishes_signs_and_keeps_secrets_out_of_the_plan(monkeypatch) 
 def test_publishing_release_without_registry_is_refused() -> None:
     with pytest.raises(InputError, match="registry"):
         anyio.run(lambda: rel_wiring.release(inputs(), None, dry_run=False))
+
+
+def test_keyless_signing_takes_the_ci_oidc_token_as_a_secret() -> None:
+    r = registry()
+    token = "eyJhbGciOiJSUzI1NiJ9.oidc-token-value"
+    ctr = reg.publish_container(
+        reg.tools(), r.request("v1.22.1", False, False, True), {"openfga": dag.directory()},
+        r.username, r.password, oidc_token=dag.set_secret("oidc", token),
+    )  # fmt: skip
+    secret_vars = {s.args["name"] for s in plan.chain(ctr) if s.name == "withSecretVariable"}
+    assert secret_vars == {rel.PASSWORD_ENV, sign.ID_TOKEN_ENV}
+    request = json.loads(
+        next(
+            s.args["contents"]
+            for s in plan.chain(ctr)
+            if s.name == "withNewFile" and s.args["path"] == "/in/request.json"
+        )
+    )
+    assert request["keyless"] is True and request["sign"] is True
+    for step in plan.walk(ctr):
+        if step.name != "setSecret":
+            assert all(token not in t for t in plan.strings_in(step.args))
+    with pytest.raises(InputError, match="not both"):
+        reg.publish_container(
+            reg.tools(), r.request("v1.22.1", False, False, True), {"openfga": dag.directory()},
+            "", None, signing_key=dag.set_secret("k", KEY), signing_password=dag.set_secret(
+                "p", KEY_PASSWORD), oidc_token=dag.set_secret("oidc", token),
+        )  # fmt: skip

@@ -116,11 +116,19 @@ def publish_container(
     signing_key: dagger.Secret | None = None,
     signing_password: dagger.Secret | None = None,
     public_key: dagger.File | None = None,
+    oidc_token: dagger.Secret | None = None,
 ) -> dagger.Container:
-    """The one exec that guards, pushes, tags, signs and verifies (see recipes/release.py)."""
+    """The one exec that guards, pushes, tags, signs and verifies (see recipes/release.py).
+
+    ``oidc_token``: keyless signing with the CI's OIDC identity (public Fulcio and
+    Rekor); it replaces the key pair."""
     req = dict(request)
     req["crane"], req["cosign"] = "crane", "cosign"
     req["images"] = {name: f"{IN}/layouts/{name}" for name in sorted(layouts)}
+    if oidc_token is not None:
+        if signing_key is not None:
+            raise pub.PublishInputError("sign with a key or keyless (OIDC), not both")
+        req["sign"], req["keyless"] = True, True
     ctr = runner
     for name, layout in sorted(layouts.items()):
         ctr = ctr.with_directory(f"{IN}/layouts/{name}", layout)
@@ -152,6 +160,8 @@ def publish_container(
         ctr = ctr.with_secret_variable(sign.KEY_ENV, signing_key).with_secret_variable(
             sign.PASSWORD_ENV, signing_password
         )
+    if oidc_token is not None:
+        ctr = ctr.with_secret_variable(sign.ID_TOKEN_ENV, oidc_token)
     return ctr.with_env_variable(RUN_ID_ENV, uuid.uuid4().hex).with_exec(
         ["python3", "-m", "openfga_release.recipes.release", "publish",
          "--request", f"{IN}/request.json"],
@@ -229,9 +239,10 @@ class Registry:
         signing_key: dagger.Secret | None = None,
         signing_password: dagger.Secret | None = None,
         public_key: dagger.File | None = None,
+        oidc_token: dagger.Secret | None = None,
     ) -> dict[str, Any]:
         """The publish run's result (recipes/release.py ``run_publish``)."""
-        signed = signing_key is not None
+        signed = signing_key is not None or oidc_token is not None
         request = self.request(version, latest, force, signed)
         names = sbom_names or {
             row.name: {p: rel.image_sbom_name(row.name, version, p) for p in row.platforms}
@@ -244,6 +255,6 @@ class Registry:
             }
         ctr = publish_container(
             tools(self.go_image, self.python_image), request, layouts, self.username,
-            self.password, sboms, signing_key, signing_password, public_key,
+            self.password, sboms, signing_key, signing_password, public_key, oidc_token,
         )  # fmt: skip
         return await run_publish(ctr)

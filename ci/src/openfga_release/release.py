@@ -198,6 +198,7 @@ async def release(
     signing_key: dagger.Secret | None = None,
     signing_password: dagger.Secret | None = None,
     public_key: dagger.File | None = None,
+    oidc_token: dagger.Secret | None = None,
 ) -> tuple[dagger.Directory, dict[str, Any]]:
     """dist/ and the images entry (digest refs); pushes only when not ``dry_run``."""
     if registry is None:
@@ -207,7 +208,8 @@ async def release(
                 "--namespace my-org --username ... --password env://REGISTRY_PASSWORD"
             )
         registry = reg.Registry(address=DRY_RUN_ADDRESS)  # type: ignore[call-arg]  # (sdk.py)
-    registry.request(inputs.version, latest, force, signing_key is not None)  # InputError first
+    signed = signing_key is not None or oidc_token is not None
+    registry.request(inputs.version, latest, force, signed)  # InputError first
     binaries = await build_all(inputs)
     layout_dirs = layouts(inputs)
     images = await images_entry(inputs, layout_dirs, registry.address, registry.namespace, latest)
@@ -220,6 +222,7 @@ async def release(
     result = await registry.publish_layouts(
         inputs.version, layout_dirs, latest=latest, force=force, sboms=sbom_dir,
         signing_key=signing_key, signing_password=signing_password, public_key=public_key,
+        oidc_token=oidc_token,
     )  # fmt: skip
     for name, pushed in result["images"].items():
         images[name].update(
