@@ -17,7 +17,7 @@ from openfga_release.recipes.releases import (
     RELEASES,
     UnknownVersionError,
 )
-from openfga_release.standalone import elfcheck
+from openfga_release.standalone import elfcheck, modverify
 
 from tests.support import plan
 from tests.support.module import call
@@ -33,7 +33,12 @@ def go_container(binary) -> object:
 def test_release_build_plan_runs_the_recipe_in_the_pinned_go_image():
     binary = call("build_openfga")
     expected = BuildRecipe.for_release(RELEASES[DEFAULT_VERSION])
-    assert plan.execs(binary)[:2] == [expected.download_args(), expected.build_args()]
+    assert plan.execs(binary)[:4] == [
+        expected.download_args(),
+        expected.modverify_args("/check/modverify.py", "/src"),
+        expected.verify_args(),
+        expected.build_args(),
+    ]
     built = go_container(binary)
     steps = plan.chain(built)
     assert steps[1].name == "from" and steps[1].args["address"] == GO_IMAGE
@@ -42,8 +47,26 @@ def test_release_build_plan_runs_the_recipe_in_the_pinned_go_image():
         assert env[key] == value
     assert env["GOMODCACHE"] == wiring.GOMODCACHE and env["GOCACHE"] == wiring.GOCACHE
     workdir = [s.args["path"] for s in steps if s.name == "withWorkdir"]
-    assert workdir == [expected.module_dir(wiring.GOMODCACHE)]
+    assert workdir == ["/src"]  # a verified copy, never the shared module cache
     assert steps[-1].name == "file" and steps[-1].args["path"] == "/out/openfga"
+
+
+def test_release_source_is_verified_against_its_pinned_hash_before_the_build():
+    binary = call("build_openfga")
+    built = go_container(binary)
+    copy = next(s for s in plan.chain(built) if s.name == "withDirectory")
+    assert copy.args["path"] == "/src"
+    verified = plan.chain(copy.args["source"])
+    assert verified[-1].args == {"path": "/src"}
+    check = [s.args["args"] for s in verified if s.name == "withExec"]
+    assert check == [BuildRecipe.for_release(RELEASES[DEFAULT_VERSION]).modverify_args(
+        "/check/modverify.py", "/src")]  # fmt: skip
+    script = next(s for s in verified if s.name == "withNewFile")
+    assert script.args["contents"] == Path(modverify.__file__).read_text()
+    assert RELEASES[DEFAULT_VERSION].sum in check[0]
+    # What it verifies is the cache's download, read after `go mod download`.
+    downloaded = next(s for s in verified if s.name == "withDirectory").args["source"]
+    assert plan.chain(downloaded)[-1].args["path"].endswith("github.com/openfga/openfga@v1.22.1")
 
 
 def test_go_caches_are_named_volumes_mounted_where_go_looks():
@@ -69,13 +92,11 @@ def test_binary_is_returned_only_through_the_elf_check():
     names = [s.name for s in steps]
     assert names.index("withFile") < names.index("withExec") < len(names) - 1
     exec_step = next(s for s in steps if s.name == "withExec")
+    rel = RELEASES[DEFAULT_VERSION]
     assert exec_step.args["args"] == [
-        "python3",
-        "/check/elfcheck.py",
-        "--arch",
-        "arm64",
-        "/check/openfga",
-    ]
+        "python3", "/check/elfcheck.py", "--arch", "arm64",
+        "--expect-version", rel.version, "--expect-date", rel.date, "/check/openfga",
+    ]  # fmt: skip
     assert steps[-1].name == "file" and steps[-1].args["path"] == "/check/openfga"
     assert plan.env_of(go_container(binary))["GOARCH"] == "arm64"
 

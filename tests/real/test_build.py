@@ -22,7 +22,7 @@ from openfga_release.recipes.gobuild import BuildRecipe
 from openfga_release.recipes.releases import DEFAULT_VERSION, RELEASES
 from openfga_release.standalone import elfcheck
 
-from tests.support.gobuild_local import ensure_openfga, run_recipe
+from tests.support.gobuild_local import StepFailed, ensure_openfga, recipe_env, run_recipe
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -141,3 +141,77 @@ def test_two_builds_from_clean_build_caches_are_byte_identical(binary, tmp_path)
     assert len(digests) == 1
     assert digests == {sha256(binary)}  # and the same as the shared test binary
     assert os.path.getsize(outputs[0]) > 10_000_000  # the real server, not a stub
+
+
+# ------------------------------------------------- the overlay cannot replace what was checked
+
+
+def lay_out(root: Path, binary: Path, overlay: Path) -> subprocess.CompletedProcess[str]:
+    """Run the image's own layout commands; the first failure is returned."""
+    for cmd in image.layout_commands(str(root), str(binary), HOST_CA_BUNDLE, str(overlay)):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return proc
+    return proc
+
+
+def test_an_overlay_file_never_replaces_the_checked_binary_or_ca_bundle(binary, tmp_path):
+    overlay = tmp_path / "overlay"
+    (overlay / "usr/bin").mkdir(parents=True)
+    (overlay / "usr/bin/openfga").write_text("#!/bin/sh\necho evil\n")
+    (overlay / "etc/ssl/certs").mkdir(parents=True)
+    (overlay / "etc/ssl/certs/ca-certificates.crt").write_text("not the CA bundle\n")
+    root = tmp_path / "rootfs"
+    assert lay_out(root, binary, overlay).returncode == 0
+    assert sha256(root / "usr/bin/openfga") == sha256(binary)
+    assert (root / "etc/ssl/certs/ca-certificates.crt").read_bytes() == Path(
+        HOST_CA_BUNDLE
+    ).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [("usr/bin", "../tmp"), ("usr", "tmp"), ("etc/ssl", "../tmp"), ("tmp", "usr")],
+)
+def test_an_overlay_symlink_on_a_checked_path_is_refused(binary, tmp_path, link, target):
+    overlay = tmp_path / "overlay"
+    (overlay / link).parent.mkdir(parents=True, exist_ok=True)
+    (overlay / link).symlink_to(target)
+    failed = lay_out(tmp_path / "rootfs", binary, overlay)
+    assert failed.returncode != 0
+    assert f"overlay: /{link} is a symbolic link in the overlay" in failed.stderr
+
+
+# ------------------------------------------------- a poisoned module cache never ships
+
+
+def test_a_poisoned_module_cache_is_refused_before_the_build(tmp_path):
+    """What a -toolexec run did in the field: rewrite the release source inside the shared
+    module cache. The next release build refuses it (the hash is pinned in releases.py)."""
+    recipe = BuildRecipe.for_release(RELEASES[DEFAULT_VERSION])
+    gomodcache = tmp_path / "gomod"
+    env = recipe_env(recipe, tmp_path / "gocache", str(gomodcache))
+    subprocess.run(recipe.download_args(), env=env, check=True, capture_output=True)
+    main_go = Path(recipe.module_dir(str(gomodcache))) / "cmd/openfga/main.go"
+    main_go.chmod(0o644)
+    main_go.write_text(main_go.read_text() + "\n// poisoned\n")
+    out = tmp_path / "out" / "openfga"
+    with pytest.raises(StepFailed, match="not the released one"):
+        run_recipe(recipe, out, tmp_path / "gocache", gomodcache=str(gomodcache))
+    assert not out.exists()
+    subprocess.run(["chmod", "-R", "u+w", str(gomodcache)], check=True)  # the cache is read-only
+
+
+def test_the_final_check_refuses_a_rootfs_that_is_not_what_was_checked(binary, tmp_path):
+    root = tmp_path / "rootfs"
+    (tmp_path / "empty").mkdir()
+    assert lay_out(root, binary, tmp_path / "empty").returncode == 0
+    verify = image.verify_command(str(root), str(binary), HOST_CA_BUNDLE)
+    assert subprocess.run(verify, capture_output=True).returncode == 0
+    (root / "tmp").chmod(0o755)
+    tmp_mode = subprocess.run(verify, capture_output=True, text=True)
+    assert tmp_mode.returncode == 1 and "1777" in tmp_mode.stderr
+    (root / "tmp").chmod(0o1777)
+    (root / "usr/bin/openfga").write_bytes(b"\x7fELF not the checked one")
+    swapped = subprocess.run(verify, capture_output=True, text=True)
+    assert swapped.returncode == 1 and "differs from the checked one" in swapped.stderr

@@ -11,6 +11,8 @@ import pytest
 from openfga_release.standalone import elfcheck
 from openfga_release.standalone.elfcheck import NotShippableError
 
+from tests.support.gobuild_local import ensure_openfga
+
 ELFCHECK = Path(elfcheck.__file__)
 HELLO = 'package main\nimport "fmt"\nfunc main() { fmt.Println("hello") }\n'
 
@@ -98,3 +100,67 @@ def test_cli_runs_standalone_with_only_the_standard_library(binaries):
     )
     assert bad.returncode == 1
     assert "refusing to ship" in bad.stderr
+
+
+# ------------------------------------------------- OS/ABI, headers, build info, stamps
+
+
+def test_a_freebsd_headtype_is_refused(binaries, tmp_path):
+    # -H=freebsd: the linker's header type, once accepted inside --ldflags (issue 8).
+    src = tmp_path / "main.go"
+    src.write_text(HELLO)
+    bsd = go_build(src, tmp_path / "bsd", "-ldflags", "-H=freebsd")
+    with pytest.raises(NotShippableError, match="OS/ABI is 9, not Linux"):
+        check(bsd)
+
+
+def test_zero_program_headers_are_refused(binaries):
+    data = bytearray(binaries["static"].read_bytes())
+    data[56:58] = b"\0\0"  # e_phnum
+    with pytest.raises(NotShippableError, match="no program headers"):
+        elfcheck.check_shippable(bytes(data), "amd64")
+
+
+def test_build_info_of_the_real_release_is_the_recipes():
+    data = ensure_openfga().read_bytes()
+    info = elfcheck.build_info(data)
+    assert info["path"] == [elfcheck.MAIN_PATH]
+    assert "CGO_ENABLED=0" in info["build"] and "-tags=netgo" in info["build"]
+    elfcheck.check_build_info(data, "amd64")
+    with pytest.raises(NotShippableError, match="GOARCH=amd64 \\(want arm64\\)"):
+        elfcheck.check_build_info(data, "arm64")
+
+
+def test_build_info_without_netgo_or_with_cgo_is_refused(binaries):
+    # A hello-world: wrong main package, and built without the recipe's -tags netgo.
+    with pytest.raises(NotShippableError) as err:
+        elfcheck.check_build_info(binaries["static-arm64"].read_bytes(), "arm64")
+    assert "want netgo" in str(err.value) and "want github.com/openfga/openfga/cmd/openfga" in str(
+        err.value
+    )
+
+
+def test_stamped_version_must_be_what_the_labels_claim(tmp_path):
+    """A binary stamped v9.9.9 (the --ldflags bypass the review found) cannot ship as v1.22.1."""
+    release = ensure_openfga()
+    ok = subprocess.run(
+        [sys.executable, "-I", str(ELFCHECK), "--arch", "amd64", "--expect-version", "v1.22.1",
+         "--expect-date", "2026-10-28T12:53:36Z", str(release)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "openfga version says v1.22.1" in ok.stdout
+    for version, date in (("v9.9.9", None), ("v1.22.1", "2020-01-01T00:00:00Z")):
+        bad = subprocess.run(
+            [sys.executable, "-I", str(ELFCHECK), "--arch", "amd64", "--expect-version", version,
+             *(["--expect-date", date] if date else []), str(release)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert bad.returncode == 1
+        assert "a stamp was overridden" in bad.stderr
+
+
+def test_a_cross_built_binary_is_checked_for_the_stamp_bytes(binaries):
+    data = binaries["static-arm64"].read_bytes()
+    with pytest.raises(NotShippableError, match="not stamped"):
+        elfcheck.check_stamp("unused", data, "arm64", "v1.22.1-absent.1", None)

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from openfga_release.recipes.gobuild import BuildRecipe
 from openfga_release.recipes.releases import DEFAULT_VERSION, release
+from openfga_release.standalone import modverify
 
 from tests.support.tools import cache_root, locked
+
+MODVERIFY = str(Path(modverify.__file__))
 
 
 def go_env(name: str) -> str:
@@ -31,22 +37,43 @@ def recipe_env(recipe: BuildRecipe, gocache: Path, gomodcache: str) -> dict[str,
     return env
 
 
+class StepFailed(RuntimeError):
+    """A recipe step exited non-zero; the message carries its stderr."""
+
+
+def _step(argv: list[str], env: dict[str, str], cwd: str | None = None) -> None:
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StepFailed(f"{argv[:3]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
 def run_recipe(
-    recipe: BuildRecipe, output: Path, gocache: Path, source_dir: Path | None = None
+    recipe: BuildRecipe,
+    output: Path,
+    gocache: Path,
+    source_dir: Path | None = None,
+    gomodcache: str | None = None,
 ) -> Path:
-    """Build ``recipe`` into ``output``; returns the path. Raises on a failed step."""
-    gomodcache = go_env("GOMODCACHE")
+    """Build ``recipe`` into ``output`` with the pipeline's steps; returns the path.
+
+    A release: download, modverify.py against the pinned hash, copy out of the module
+    cache, ``go mod verify``, build (as the Dagger wiring does). Raises on a failed step.
+    """
+    gomodcache = gomodcache or go_env("GOMODCACHE")
     local = dataclasses.replace(recipe, output=str(output))
     env = recipe_env(local, gocache, gomodcache)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if source_dir is None:
-        subprocess.run(local.download_args(), env=env, check=True, capture_output=True)
-        cwd = local.module_dir(gomodcache)
-    else:
-        cwd = str(source_dir)
-    proc = subprocess.run(local.build_args(), env=env, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"go build failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    with tempfile.TemporaryDirectory(prefix="openfga-src-") as tmp:
+        if source_dir is None:
+            _step(local.download_args(), env)
+            cached = local.module_dir(gomodcache)
+            _step([sys.executable, *local.modverify_args(MODVERIFY, cached)[1:]], env)
+            src = Path(tmp) / "src"
+            shutil.copytree(cached, src)
+            _step(local.verify_args(), env, cwd=str(src))
+        else:
+            src = source_dir
+        _step(local.build_args(), env, cwd=str(src))
     return output
 
 

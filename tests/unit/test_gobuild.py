@@ -108,7 +108,7 @@ def test_safe_extra_flags_pass_through():
         ({"go_flags": ["-ldflags=-s"]}, "--ldflags"),
         ({"go_flags": ["-tags=foo"]}, "--tags"),
         ({"ldflags": ["-X github.com/openfga/openfga/internal/build.Version=v9"]}, "--version"),
-        ({"tags": ["bad tag"]}, "not a valid Go build tag"),
+        ({"tags": ["bad/tag"]}, "not a valid Go build tag"),
         ({"commit": "not-a-sha"}, "not a git hash"),
     ],
 )
@@ -136,3 +136,86 @@ def test_bad_date_is_refused_before_any_build():
         releases.to_epoch("yesterday")
     with pytest.raises(UnknownVersionError, match="2026-10-28T12:53:36Z"):
         recipe(date="28/10/2026")
+
+
+# ------------------------------------------------- dates, versions, provenance (issue 8)
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2026-10-28 12:53:36Z",  # a space: the late linker usage dump of the review
+        "2026-10-28T12:53:36",  # naive: the epoch would depend on the machine's zone
+        "2026-W44-3",  # an ISO week date, once stamped verbatim
+        "2026-10-28",
+        "2026-02-30T00:00:00Z",  # not a calendar day
+        "1969-12-31T23:59:59Z",  # before 1970: a negative epoch
+        "2038-01-19T03:14:08Z",  # one second past the 32-bit range
+        "9999-12-31T23:59:59Z",
+        "2026-10-28T12:53:36Z\n",
+        "2026-10-28T12:53:36+0200",
+    ],
+)
+def test_dates_are_strict_rfc3339_with_an_offset_and_in_range(date):
+    with pytest.raises(UnknownVersionError, match=r"RFC 3339|1970-01-01 to 2038-01-19|calendar"):
+        releases.to_epoch(date)
+
+
+@pytest.mark.parametrize(
+    ("date", "epoch"),
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("2038-01-19T03:14:07Z", 2**31 - 1),
+        ("2026-10-28T14:53:36+02:00", 1793192016),
+        ("2026-10-28T12:53:36.123456789Z", 1793192016),
+    ],
+)
+def test_dates_at_the_bounds_are_accepted(date, epoch):
+    assert releases.to_epoch(date) == epoch
+
+
+@pytest.mark.parametrize(
+    "version", ["v1.22.1\n", "v1.22.1-x\n", "\nv1.22.1", "v1.22.1-" + "a" * 57]
+)
+def test_versions_are_matched_whole_and_bounded(version):
+    with pytest.raises(UnknownVersionError, match=r"vMAJOR\.MINOR\.PATCH"):
+        releases.check_version_format(version)
+
+
+def test_a_64_character_label_is_the_longest_accepted():
+    label = "v1.22.1-" + "a" * 56
+    assert len(label) == releases.MAX_VERSION_LENGTH
+    assert releases.check_version_format(label) == label
+
+
+@pytest.mark.parametrize("version", ["v1.22.1", "v9.9.9", "v1.21.0"])
+def test_a_source_build_cannot_pass_for_a_release(version):
+    with pytest.raises(BuildInputError, match="need their own label"):
+        gobuild.recipe_for(version, from_source=True)
+
+
+def test_a_source_build_with_a_suffix_is_labelled_as_such():
+    r = gobuild.recipe_for("v1.22.1-acme.1", from_source=True, commit="abc1234")
+    assert r.version == "v1.22.1-acme.1" and r.module_sum is None
+    assert "build.Version=v1.22.1-acme.1" in r.link_flags()
+
+
+@pytest.mark.parametrize("kw", [{"commit": "0" * 40}, {"date": "2026-10-28T12:53:36Z"}])
+def test_a_pinned_release_keeps_its_own_commit_and_date(kw):
+    with pytest.raises(BuildInputError, match="for --source builds"):
+        gobuild.recipe_for("v1.22.1", from_source=False, **kw)
+
+
+@pytest.mark.parametrize("commit", ["ABC1234", "abc123", "abc1234\n", "g" * 7, "a" * 41])
+def test_commits_are_whole_lowercase_hex(commit):
+    with pytest.raises(BuildInputError, match="not a git hash"):
+        gobuild.recipe_for("v1.22.1-acme.1", from_source=True, commit=commit)
+
+
+def test_release_recipes_carry_the_pinned_source_hash():
+    r = gobuild.recipe_for("v1.22.1", from_source=False)
+    assert r.module_sum == RELEASES["v1.22.1"].sum
+    argv = r.modverify_args("/m.py", "/src")
+    assert argv[argv.index("--sum") + 1] == RELEASES["v1.22.1"].sum
+    with pytest.raises(BuildInputError):
+        gobuild.recipe_for("v1.22.1-acme.1", from_source=True).modverify_args("/m.py", "/src")

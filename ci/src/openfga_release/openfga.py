@@ -72,31 +72,51 @@ def go(build: Build) -> dagger.Container:
     return ctr
 
 
-def built(build: Build) -> dagger.File:
-    """The unchecked binary: ``go build`` of the release source or of ``source``."""
+def release_source(build: Build) -> dagger.Directory:
+    """The release's module source, downloaded into the shared cache and copied out only
+    once modverify.py proves it is byte for byte what the checksum database recorded."""
     recipe = build.recipe
-    ctr = go(build)
+    downloaded = (
+        go(build).with_exec(recipe.download_args()).directory(recipe.module_dir(GOMODCACHE))
+    )
+    return (
+        dag.container()
+        .from_(PYTHON_IMAGE)
+        .with_new_file("/check/modverify.py", standalone("modverify.py"))
+        .with_directory("/src", downloaded)
+        .with_exec(recipe.modverify_args("/check/modverify.py", "/src"))
+        .directory("/src")
+    )
+
+
+def built(build: Build) -> dagger.File:
+    """The unchecked binary: ``go build`` of the verified release source or of ``source``.
+
+    Built from a copy at /src, never inside the shared module cache; a release's
+    dependencies are checked against their recorded hashes first (go mod verify)."""
+    recipe = build.recipe
+    source = build.source if build.source is not None else release_source(build)
+    ctr = go(build).with_directory("/src", source).with_workdir("/src")
     if build.source is None:
-        ctr = ctr.with_exec(recipe.download_args()).with_workdir(recipe.module_dir(GOMODCACHE))
-    else:
-        ctr = ctr.with_directory("/src", build.source).with_workdir("/src")
+        ctr = ctr.with_exec(recipe.verify_args())
     return ctr.with_exec(recipe.build_args()).file(recipe.output)
 
 
-def checked(binary: dagger.File, arch: str) -> dagger.File:
-    """The binary, returned only if elfcheck.py proves it static, non-PIE and ``arch``."""
+def checked(binary: dagger.File, recipe: BuildRecipe) -> dagger.File:
+    """The binary, returned only if elfcheck.py proves it static, non-PIE, for ``arch``,
+    built with the recipe's settings and stamped with what the labels claim."""
     return (
         dag.container()
         .from_(PYTHON_IMAGE)
         .with_new_file("/check/elfcheck.py", standalone("elfcheck.py"))
         .with_file("/check/openfga", binary)
-        .with_exec(["python3", "/check/elfcheck.py", "--arch", arch, "/check/openfga"])
+        .with_exec(recipe.elfcheck_args("/check/elfcheck.py", "/check/openfga"))
         .file("/check/openfga")
     )
 
 
 def binary(build: Build) -> dagger.File:
-    return checked(built(build), build.recipe.arch)
+    return checked(built(build), build.recipe)
 
 
 def image(build: Build) -> dagger.Container:

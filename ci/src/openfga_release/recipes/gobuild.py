@@ -13,9 +13,10 @@ crashed at load (exit 243), and a musl static-PIE crashed in init (exit 254).
 
 from __future__ import annotations
 
-import shlex
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
+from . import goflags
 from .errors import InputError
 from .releases import (
     DEFAULT_VERSION,
@@ -47,65 +48,177 @@ class BuildInputError(InputError):
     """A build argument that cannot be right (arch, version label, ldflags...)."""
 
 
-def _split(flags: list[str] | tuple[str, ...]) -> list[str]:
-    """Flags may arrive as one string each or already split; normalise to tokens."""
-    tokens: list[str] = []
-    for flag in flags:
-        tokens.extend(shlex.split(flag))
-    return tokens
+ALLOWED_GO_FLAGS = (
+    "-a, -v, -x, -p N, -trimpath, -buildvcs=false, -mod=readonly, -buildmode=exe, -pgo=off"
+)
+ALLOWED_LINK_FLAGS = (
+    "-s, -w, -X importpath.name=value (not the build stamps), -linkmode=internal, -buildmode=exe"
+)
+
+# Why a go build flag is refused (the default reason: not on the allow-list).
+_GO_REFUSED = {
+    "toolexec": "it runs a program of your choice on every compile and link step (it could "
+    "rewrite the release source or the shared module cache)",
+    "exec": "it runs a program of your choice",
+    "overlay": "it swaps source files the checksum database vouches for",
+    "modfile": "it swaps the go.mod the checksum database vouches for",
+    "mod": "only -mod=readonly keeps go.mod and go.sum as released",
+    "ldflags": "pass linker flags with --ldflags, so they can be checked",
+    "tags": "pass build tags with --tags ('netgo' is always set)",
+    "gcflags": "it changes code generation of a release build",
+    "asmflags": "it changes code generation of a release build",
+    "gccgoflags": "the release is built by gc",
+    "compiler": "the release is built by gc",
+    "cover": "it instruments the binary",
+    "coverpkg": "it instruments the binary",
+    "covermode": "it instruments the binary",
+    "trimpath": "-trimpath is part of the recipe (reproducible bytes, no local paths)",
+    "buildvcs": "VCS stamping is off in the recipe (the release is stamped by -X)",
+    "n": "it prints the commands without building: there would be no binary",
+    "o": "the recipe chooses the output",
+    "C": "the recipe chooses the directory",
+    "linkshared": "the release is one static binary",
+    "pkgdir": "it changes where packages are read from",
+    "installsuffix": "it changes where packages are read from",
+    "work": "it keeps temporary build files",
+    "json": "the recipe reads the build's exit status, not JSON",
+}
+_LINK_REFUSED = {
+    "extldflags": "with CGO_ENABLED=0 there is no external linker to pass them to",
+    "extld": "with CGO_ENABLED=0 there is no external linker",
+    "extar": "with CGO_ENABLED=0 there is no external archiver",
+    "H": "it sets the executable format; the recipe builds a Linux ELF",
+    "r": "it sets a dynamic library search path; the release is static",
+    "L": "it adds library directories; the release links only Go packages",
+    "linkshared": "the release is one static binary",
+    "installsuffix": "it changes where packages are read from",
+    "pluginpath": "the release is not a plugin",
+    "E": "it changes the entry symbol",
+    "T": "it changes the text address",
+    "R": "it changes the address rounding",
+    "s": "-s (strip) is part of the recipe",
+    "w": "-w (no DWARF) is part of the recipe",
+}
+# Tags Go sets itself, or that contradict the recipe (netgo, CGO_ENABLED=0).
+_RESERVED_TAGS = frozenset((
+    "cgo", "netcgo", "race", "msan", "asan", "gc", "gccgo", "unix", "ignore",
+    "linux", "darwin", "windows", "freebsd", "amd64", "arm64", "386", "arm",
+))  # fmt: skip
+_TAG = re.compile(r"[A-Za-z0-9_.]+")
+_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+_X_TARGET = re.compile(r"[\w./-]+\.[A-Za-z_]\w*")
 
 
-def check_flags(go_flags: list[str], ldflags: list[str], cgo_enabled: bool = False) -> None:
-    """Refuse flag sets that crashed on Unikraft, saying why and what works.
+def _tokens(values: list[str] | tuple[str, ...]) -> list[str]:
+    """Each argument split as Go splits -ldflags (quoted fields kept whole)."""
+    return [tok for value in values for tok in goflags.split(value)]
 
-    ``go_flags`` are extra ``go build`` flags, ``ldflags`` extra linker flags.
-    """
-    build = _split(go_flags)
-    link = _split(ldflags)
+
+def _refuse_mode(flag: goflags.Flag, where: str) -> None:
+    if flag.value not in (None, "exe", "default"):
+        raise UnsafeBuildFlagsError(
+            f"{where} -buildmode={flag.value} is refused: a PIE or shared build gave a malformed "
+            "binary that crashed at load on Unikraft (exit 243). " + WHAT_WORKS
+        )
+
+
+def check_go_flags(go_flags: list[str] | tuple[str, ...], cgo_enabled: bool = False) -> list[str]:
+    """Extra ``go build`` flags, read as Go reads them, against an allow-list.
+
+    Returns them normalised (one canonical spelling each)."""
     if cgo_enabled:
         raise UnsafeBuildFlagsError(
             "CGO_ENABLED=1 links against a C library; the musl static-PIE build made that way "
             "crashed during init on Unikraft (exit 254). " + WHAT_WORKS
         )
-    for i, tok in enumerate(build):
-        mode = tok.split("=", 1)[1] if tok.startswith("-buildmode=") else None
-        if tok == "-buildmode" and i + 1 < len(build):
-            mode = build[i + 1]
-        if mode is not None and mode not in ("exe", "default"):
-            raise UnsafeBuildFlagsError(
-                f"-buildmode={mode} is refused: a PIE or shared build gave a malformed binary "
-                "that crashed at load on Unikraft (exit 243). " + WHAT_WORKS
-            )
-        if tok.startswith("-ldflags"):
+    out: list[str] = []
+    for flag in goflags.parse(_tokens(go_flags), takes_value=("p", "mod", "buildmode", "pgo")):
+        name, value = flag.name, flag.value
+        if name in ("race", "msan", "asan"):
+            raise UnsafeBuildFlagsError(f"-{name} needs cgo and is refused. " + WHAT_WORKS)
+        if name == "buildmode":
+            _refuse_mode(flag, "go build")
+        ok = (
+            (name in ("a", "v", "x") and goflags.is_true(flag) in (True, False))
+            or (name == "p" and value is not None and value.isdigit() and 1 <= int(value) <= 256)
+            or (name == "trimpath" and goflags.is_true(flag))
+            or (name == "buildvcs" and value in goflags.FALSE)
+            or (name == "mod" and value == "readonly")
+            or (name == "buildmode" and value in ("exe", "default"))
+            or (name == "pgo" and value == "off")
+        )
+        if not ok:
+            why = _GO_REFUSED.get(name, "it is not on the allow-list")
             raise BuildInputError(
-                "pass linker flags with --ldflags, not inside --go-flags, so they can be checked"
+                f"go build flag {flag.text!r} is refused: {why}. "
+                f"Allowed extra go build flags: {ALLOWED_GO_FLAGS}"
             )
-        if tok.startswith("-tags"):
-            raise BuildInputError(
-                "pass build tags with --tags, not inside --go-flags; 'netgo' is always set"
-            )
-        if tok in ("-race", "-msan", "-asan"):
-            raise UnsafeBuildFlagsError(f"{tok} needs cgo and is refused. " + WHAT_WORKS)
-    for i, tok in enumerate(link):
-        value = tok.split("=", 1)[1] if "=" in tok else (link[i + 1] if i + 1 < len(link) else "")
-        if tok.startswith("-linkmode") and value == "external":
+        out += flag.normalized(takes_value=name in ("p",))
+    return out
+
+
+def check_link_flags(ldflags: list[str] | tuple[str, ...]) -> list[str]:
+    """Extra linker flags, read as the Go linker reads them, against an allow-list.
+
+    Returns the tokens to append to the recipe's own (``-s -w`` and the stamps)."""
+    tokens = _tokens(ldflags)
+    out: list[str] = []
+    for flag in goflags.parse(tokens, takes_value=("X", "linkmode", "buildmode", "extldflags",
+                                                   "extld", "extar", "H", "r", "L", "E", "T")):
+        name, value = flag.name, flag.value
+        if name == "linkmode" and value == "external":
             raise UnsafeBuildFlagsError(
                 "-linkmode external is refused: with CGO_ENABLED=0 there is no C linker to hand "
                 "off to, and the external link crashed at load on Unikraft (exit 243). "
                 + WHAT_WORKS
             )
-        if "static-pie" in tok or (tok.startswith("-extldflags") and "static-pie" in value):
+        if "static-pie" in flag.text:
             raise UnsafeBuildFlagsError(
                 "-static-pie is refused: static-PIE binaries crashed on Unikraft base-compat "
                 "(exit 243 at load, 254 in init). " + WHAT_WORKS
             )
-        if tok == "-X" or tok.startswith("-X="):
-            target = value
-            if target.startswith(BUILD_INFO_PKG + "."):
-                raise BuildInputError(
-                    f"{target.split('=', 1)[0]} is set by the recipe from the release; "
-                    "use --version/--commit/--date instead of --ldflags"
-                )
+        if name == "buildmode":
+            _refuse_mode(flag, "linker")
+        if name == "X":
+            out += ["-X", _check_x(flag)]
+            continue
+        ok = (name in ("s", "w") and goflags.is_true(flag)) or (
+            name in ("linkmode", "buildmode") and value in ("internal", "exe")
+        )
+        if not ok:
+            why = _LINK_REFUSED.get(name, "it is not on the allow-list")
+            raise BuildInputError(
+                f"linker flag {flag.text!r} is refused: {why}. "
+                f"Allowed extra linker flags: {ALLOWED_LINK_FLAGS}"
+            )
+        out += flag.normalized(takes_value=False)
+    return out
+
+
+def _check_x(flag: goflags.Flag) -> str:
+    """``-X importpath.name=value``: a well-formed target that is not a build stamp."""
+    target, eq, _ = (flag.value or "").partition("=")
+    if not eq or not _X_TARGET.fullmatch(target):
+        raise BuildInputError(
+            f"linker flag {flag.text!r} is not -X importpath.name=value "
+            "(for example -X main.flavour=fips)"
+        )
+    if target.startswith(BUILD_INFO_PKG + "."):
+        raise BuildInputError(
+            f"{target} is set by the recipe from the release; use --version/--commit/--date "
+            "instead of --ldflags (a stamp that differs from the labels would pass for another "
+            "build)"
+        )
+    return flag.value or ""
+
+
+def check_flags(
+    go_flags: list[str] | tuple[str, ...],
+    ldflags: list[str] | tuple[str, ...],
+    cgo_enabled: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Both allow-lists; the normalised go build flags and linker flags."""
+    return check_go_flags(go_flags, cgo_enabled), check_link_flags(ldflags)
 
 
 def check_arch(arch: str) -> str:
@@ -117,13 +230,25 @@ def check_arch(arch: str) -> str:
     return arch
 
 
-def check_tags(tags: list[str]) -> list[str]:
-    for tag in tags:
-        if not tag or not all(c.isalnum() or c in "_.-" for c in tag):
-            raise BuildInputError(f"build tag {tag!r} is not a valid Go build tag")
-        if tag in ("cgo",):
-            raise UnsafeBuildFlagsError("the 'cgo' tag is refused. " + WHAT_WORKS)
-    return tags
+def check_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
+    """Extra build tags, split as Go splits -tags (commas, or spaces), each a plain tag."""
+    out: list[str] = []
+    for value in tags:
+        for tag in re.split(r"[,\s]+", value.strip()):
+            if not _TAG.fullmatch(tag):
+                raise BuildInputError(
+                    f"build tag {tag!r} is not a valid Go build tag: letters, digits, _ and . only "
+                    "(give several as --tags a --tags b, or a,b)"
+                )
+            if tag in _RESERVED_TAGS or tag.startswith(("go1", "goexperiment.")):
+                error = UnsafeBuildFlagsError if tag in ("cgo", "netcgo") else BuildInputError
+                raise error(
+                    f"build tag {tag!r} is refused: Go sets it itself or it contradicts the "
+                    "recipe (CGO_ENABLED=0, netgo). " + WHAT_WORKS
+                )
+            if tag not in out:
+                out.append(tag)
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,13 +264,14 @@ class BuildRecipe:
     ldflags: tuple[str, ...] = ()
     output: str = "/out/openfga"
     package: str = OPENFGA_MAIN_PACKAGE
+    module_sum: str | None = None  # a pinned release's h1: hash; None for --source builds
     _checked: bool = field(default=False, repr=False)
 
     @classmethod
     def for_release(cls, rel: Release, arch: str = "amd64", **kw: object) -> BuildRecipe:
         """The recipe for a pinned release; ``kw`` may override commit, date, flags."""
         params: dict = {"version": rel.version, "commit": rel.commit, "date": rel.date, **kw}
-        return cls.create(arch=arch, **params)
+        return replace(cls.create(arch=arch, **params), module_sum=rel.sum)
 
     @classmethod
     def create(
@@ -163,22 +289,23 @@ class BuildRecipe:
         """Validate every input, then build the recipe. Raises before any build."""
         check_version_format(version)
         check_arch(arch)
-        check_tags(list(tags))
-        check_flags(list(go_flags), list(ldflags))
+        checked_tags = check_tags(tags)
+        build_flags, link_flags = check_flags(go_flags, ldflags)
         if date is not None:
-            to_epoch(date)  # an RFC 3339 time, or a clear error
-        if commit is not None and not (
-            7 <= len(commit) <= 40 and all(c in "0123456789abcdef" for c in commit)
-        ):
-            raise BuildInputError(f"commit {commit!r} is not a git hash (7 to 40 hex digits)")
+            to_epoch(date)  # a strict RFC 3339 time with an offset, or a clear error
+        if commit is not None and not _COMMIT.fullmatch(commit):
+            raise BuildInputError(
+                f"commit {commit!r} is not a git hash: give 7 to 40 lowercase hex digits "
+                "(git rev-parse HEAD)"
+            )
         return cls(
             version=version,
             arch=arch,
             commit=commit,
             date=date,
-            tags=tuple(tags),
-            go_flags=tuple(_split(list(go_flags))),
-            ldflags=tuple(_split(list(ldflags))),
+            tags=tuple(checked_tags),
+            go_flags=tuple(build_flags),
+            ldflags=tuple(link_flags),
             output=output,
             _checked=True,
         )
@@ -196,12 +323,13 @@ class BuildRecipe:
         }
 
     def link_flags(self) -> str:
-        stamps = [f"-X {BUILD_INFO_PKG}.Version={self.version}"]
+        """The -ldflags value, quoted the way ``go build`` splits it back."""
+        stamps = ["-X", f"{BUILD_INFO_PKG}.Version={self.version}"]
         if self.commit:
-            stamps.append(f"-X {BUILD_INFO_PKG}.Commit={self.commit}")
+            stamps += ["-X", f"{BUILD_INFO_PKG}.Commit={self.commit}"]
         if self.date:
-            stamps.append(f"-X {BUILD_INFO_PKG}.Date={self.date}")
-        return " ".join(["-s", "-w", *stamps, *self.ldflags])
+            stamps += ["-X", f"{BUILD_INFO_PKG}.Date={self.date}"]
+        return goflags.join(["-s", "-w", *stamps, *self.ldflags])
 
     def build_args(self) -> list[str]:
         """``go build`` argv, run in the module's root directory."""
@@ -223,6 +351,26 @@ class BuildRecipe:
     def download_args(self) -> list[str]:
         """Fetch the release's module source (verified against the checksum database)."""
         return ["go", "mod", "download", f"{OPENFGA_MODULE}@{self.version}"]
+
+    def elfcheck_args(self, script: str, binary: str) -> list[str]:
+        """standalone/elfcheck.py on the built binary: static, non-PIE, Linux, this arch, the
+        recipe's build settings, and the stamped version and date the labels will claim."""
+        argv = ["python3", script, "--arch", self.arch, "--expect-version", self.version]
+        if self.date:
+            argv += ["--expect-date", self.date]
+        return [*argv, binary]
+
+    def verify_args(self) -> list[str]:
+        """Check every dependency in the module cache against its recorded hash."""
+        return ["go", "mod", "verify"]
+
+    def modverify_args(self, script: str, source_dir: str) -> list[str]:
+        """Check the release source against its pinned hash (standalone/modverify.py),
+        before it is built: a modified module cache never reaches a release binary."""
+        if self.module_sum is None:
+            raise BuildInputError("only a pinned release has a source hash to verify")
+        return ["python3", script, "--module", OPENFGA_MODULE, "--version", self.version,
+                "--sum", self.module_sum, source_dir]  # fmt: skip
 
     def module_dir(self, gomodcache: str) -> str:
         """Where ``go mod download`` puts the release source (openfga has no capitals to escape)."""

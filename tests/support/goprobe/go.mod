@@ -1,0 +1,3 @@
+module local.test/goprobe
+
+go 1.26
