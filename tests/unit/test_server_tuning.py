@@ -43,12 +43,12 @@ def test_too_many_replicas_are_refused_with_the_numbers() -> None:
         pool_size(50, 0)
 
 
-def test_caches_and_throttling_and_no_pool_for_memory() -> None:
+def test_caches_no_throttling_and_no_pool_for_memory() -> None:
     env = tuning_env(engine="memory")
     assert env["OPENFGA_CHECK_QUERY_CACHE_ENABLED"] == "true"
     assert env["OPENFGA_CHECK_ITERATOR_CACHE_ENABLED"] == "true"
     assert env["OPENFGA_CACHE_CONTROLLER_ENABLED"] == "true"
-    assert env["OPENFGA_CHECK_DISPATCH_THROTTLING_ENABLED"] == "true"
+    assert not any("THROTTL" in k for k in env)  # measured: halves throughput
     assert not any(k.startswith("OPENFGA_DATASTORE_") for k in env)
 
 
