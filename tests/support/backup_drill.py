@@ -281,6 +281,10 @@ def cli(args: list[str], env: Mapping[str, str]) -> CliRun:
     proc = subprocess.run([*CLI, *args], env=full_env, capture_output=True, text=True,
                           timeout=1800)  # fmt: skip
     seconds = time.perf_counter() - start
+    for name in bk.SECRET_ENV:  # every run, success or failure: no secret in what it prints
+        value = env.get(name)
+        if value and (value in proc.stdout or value in proc.stderr):
+            raise DrillFailed(f"the CLI printed the value of {name}")
     result = json.loads(proc.stdout) if proc.returncode == 0 else None
     return CliRun(proc.returncode, result, proc.stderr, seconds)
 
@@ -343,6 +347,10 @@ def run_drill(tuples: int = 200, *, tls_s3: bool = False, install: str | None = 
             state_before = db_state(src)
             made = must(backup(src, s3), "backup")
             say(f"backup {made['backup']}: {made['size']} bytes")
+            secrets = [*src.passwords.values(), s3.secret_key]
+            for stored in s3.root.rglob("*"):
+                if stored.is_file() and any(v.encode() in stored.read_bytes() for v in secrets):
+                    raise DrillFailed(f"{stored.name} in the object store holds a secret")
         # The source server and its files are gone: a fresh one from the same init scripts.
         with running_postgres(**kw) as dst:
             restored = restore(dst, s3)
