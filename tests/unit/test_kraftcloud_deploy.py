@@ -178,3 +178,26 @@ def test_nothing_printed_holds_a_secret(fake: UkcFake) -> None:
     printed = "\n".join(out.lines) + str(err.value)
     for secret in [*SECRETS.values(), *SECRETS["keys"].split(",")]:
         assert secret not in printed
+
+
+def test_status_explains_every_stopped_instance_without_env(fake: UkcFake) -> None:
+    from openfga_release.recipes.kraftcloud.deploy import status
+
+    deploy(fake, FGA_OLD)
+    spec = Spec(openfga_image=FGA_OLD, postgres_image=PG)
+    app = next(i for i in fake.instances.values() if i.name == spec.app)
+    with fake.cond:
+        app.log("fatal: boom\n")
+        fake._stopped(app, 1, None, StopCode.pack(5, init_level=7))
+    out = Printer(list(SECRETS.values()), sink=lambda s: None)
+
+    async def go() -> None:
+        platform = Platform(fake.base_url, fake.token, log=out)
+        try:
+            await status(platform, spec, out)
+        finally:
+            await platform.aclose()
+    asyncio.run(go())
+    text = "\n".join(out.lines)
+    assert f"{spec.app}: stopped" in text and "segmentation fault" in text
+    assert "OPENFGA_DATASTORE_URI" not in text and SECRETS["app"] not in text

@@ -17,7 +17,7 @@ Rootfs format: **cpio** (an initrd). OpenFGA needs a writable ``/tmp`` and
 PostgreSQL writes its run directory outside the volume; an initrd is writable
 in the instance's RAM with nothing else to mount, whereas EROFS is read-only
 and would need a volume or tmpfs for them. The price is RAM: the rootfs sits
-in the instance's memory (OpenFGA's is one ~40 MB binary plus CA bundle; the
+in the instance's memory (OpenFGA's is one 63 MiB binary plus the CA bundle; the
 PostgreSQL Kraftfile sizes its config for what is left).
 
 The token is base64 of ``user:secret``; it reaches the CLI only as the env
