@@ -32,6 +32,11 @@ def standalone(name: str) -> str:
     return resources.files(__package__).joinpath("standalone", name).read_text()
 
 
+def checker(script: str) -> dagger.Container:
+    """The pinned Python with one standalone check script at /check/<script>."""
+    return dag.container().from_(PYTHON_IMAGE).with_new_file(f"/check/{script}", standalone(script))
+
+
 @dataclass(frozen=True)
 class Build:
     """One OpenFGA build: the validated recipe and the inputs it runs on."""
@@ -80,9 +85,7 @@ def release_source(build: Build) -> dagger.Directory:
         go(build).with_exec(recipe.download_args()).directory(recipe.module_dir(GOMODCACHE))
     )
     return (
-        dag.container()
-        .from_(PYTHON_IMAGE)
-        .with_new_file("/check/modverify.py", standalone("modverify.py"))
+        checker("modverify.py")
         .with_directory("/src", downloaded)
         .with_exec(recipe.modverify_args("/check/modverify.py", "/src"))
         .directory("/src")
@@ -106,9 +109,7 @@ def checked(binary: dagger.File, recipe: BuildRecipe) -> dagger.File:
     """The binary, returned only if elfcheck.py proves it static, non-PIE, for ``arch``,
     built with the recipe's settings and stamped with what the labels claim."""
     return (
-        dag.container()
-        .from_(PYTHON_IMAGE)
-        .with_new_file("/check/elfcheck.py", standalone("elfcheck.py"))
+        checker("elfcheck.py")
         .with_file("/check/openfga", binary)
         .with_exec(recipe.elfcheck_args("/check/elfcheck.py", "/check/openfga"))
         .file("/check/openfga")
