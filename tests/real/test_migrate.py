@@ -353,12 +353,12 @@ def test_the_down_steps_table_matches_openfga_v1_22_1s_migrations() -> None:
     assert found == {rev: set(drops) for rev, drops in migrate.DOWN_DROPS.items()}
 
 
-def probe_local(d: Dsn, tmp: Path) -> int:
+def probe_local(d: Dsn, tmp: Path, ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt") -> int:
     """The probe the migrate function runs, with the same argv and env, Debian's psql."""
     script = tmp / "revision.sql"
     script.write_text(migrate.PROBE_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in migrate.PROBE_UNSAFE_ENV}
-    env |= migrate.probe_env(d, ca_bundle="/etc/ssl/certs/ca-certificates.crt")
+    env |= migrate.probe_env(d, ca_bundle=ca_bundle)
     env[migrate.PROBE_URI_ENV] = d.secret_uri()
     ran = subprocess.run(
         migrate.probe_command(str(script)), env=env, capture_output=True, text=True, timeout=60
@@ -392,6 +392,12 @@ def test_the_probe_reads_the_revision_as_the_migrator(
     )
     run_migrate(binary, uri_env(d))
     assert probe_local(verified, tmp_path) == LATEST == revision(empty)
+    # verify-full without sslrootcert: pgx trusts the system roots, the probe the
+    # bundle OpenFGA's image carries (here the test CA stands in for it).
+    system = dsn(empty, "migrator", sslmode="verify-full")
+    assert probe_local(system, tmp_path, ca_bundle=str(empty.ca_file)) == LATEST
+    with pytest.raises(MigrateError, match=r"TLS handshake|certificate"):
+        probe_local(system, tmp_path)  # Debian's bundle does not know the test CA
 
 
 def test_a_downgrade_is_refused_unless_allowed(
