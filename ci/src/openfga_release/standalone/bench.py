@@ -552,9 +552,7 @@ async def run_bench(
 ) -> Result:
     if skew < 1:
         raise BenchError(f"--skew {skew} is below 1: use 1 (uniform) or more (popular ids)")
-    if requests < 1 or duration <= 0 or concurrency < 1:
-        raise BenchError("--requests, --duration and --concurrency must be positive: they bound "
-                         "the run")
+    check_limits(tuples=tuples, requests=requests, duration=duration, concurrency=concurrency)
     for op in ops:
         if op not in OPS:
             raise BenchError(f"unknown operation {op!r}: use {', '.join(OPS)}")
@@ -591,10 +589,22 @@ async def run_bench(
 # --------------------------------------------------------------------------- CLI
 
 
+def check_limits(*, tuples: int, requests: int, duration: float, concurrency: int) -> None:
+    """Both limits present and positive: a run is always bounded in count and in time."""
+    if requests < 1 or not 0 < duration < float("inf") or concurrency < 1 or tuples < 1:
+        raise BenchError(
+            f"requests={requests}, duration={duration:g}, concurrency={concurrency} and "
+            f"tuples={tuples} must all be positive and finite: they bound the run"
+        )
+
+
 def bench_command(url: str, *, script: str = "/bench/bench.py", tuples: int = 100_000,
                   requests: int = 20_000, duration: float = 60.0, concurrency: int = 16,
                   objectives: tuple[str, ...] = (), allow_plain_http: bool = False) -> list[str]:
-    """argv to run this file in a container; the key comes from ``FGA_TOKEN``."""
+    """argv to run this file in a container; the key comes from ``FGA_TOKEN``.
+
+    Refuses (BenchError) unbounded limits and malformed objectives before anything runs."""
+    check_limits(tuples=tuples, requests=requests, duration=duration, concurrency=concurrency)
     argv = ["python3", script, "--url", url, "--tuples", str(tuples), "--requests",
             str(requests), "--duration", f"{duration:g}", "--concurrency", str(concurrency)]
     for o in objectives:
