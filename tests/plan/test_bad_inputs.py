@@ -21,10 +21,12 @@ import dagger
 import pytest
 from dagger import dag
 from openfga_release import datastore, openfga
+from openfga_release.kubernetes import Kubernetes
 from openfga_release.recipes import backup, dsn, gobuild, kubernetes, publish, releases, sign
 from openfga_release.recipes import migrate as mig
 from openfga_release.recipes import postgres as pg
 from openfga_release.recipes.errors import InputError
+from openfga_release.registry import Registry
 from openfga_release.standalone import smoke, verify
 
 from tests.support.engine import FakeEngine
@@ -798,6 +800,125 @@ cases(
     [("keep zero", 0, "at least 1"), ("keep negative", -1, "at least 1")],
 )
 cases("backup", lambda d: backup.check_retention(3, d), [("max age zero", 0, "at least 1")])
+
+
+# -- 13. wiring objects beside main.py (constructed as the engine would)
+
+_DIGEST_REF = "ghcr.io/acme/openfga@sha256:" + "a" * 64
+_KUBECONFIG = "kubeconfig-with-a-token-5f1c9e"
+
+
+def _kube(**kw: Any) -> Kubernetes:
+    kw.setdefault("postgres_config", dag.directory())
+    kw.setdefault("kubeconfig", dag.set_secret("kubeconfig", _KUBECONFIG))
+    return Kubernetes(**kw)
+
+
+def _deploy_secrets() -> dict[str, dagger.Secret]:
+    return {
+        "migrator_password": secret(PW),
+        "app_password": dag.set_secret("app", _GOOD["app"]),
+        "readonly_password": dag.set_secret("ro", _GOOD["readonly"]),
+        "preshared_keys": dag.set_secret("keys", KEY),
+    }
+
+
+_KUBE_SECRETS = (PW, KEY, _KUBECONFIG, _GOOD["app"], _GOOD["readonly"])
+for _name, _run, _fix in [
+    ("manifests by tag", lambda: _kube().manifests("ghcr.io/acme/openfga:v1.22.1"), "by digest"),
+    (
+        "manifests bad namespace",
+        lambda: _kube(namespace="Bad_NS").manifests(_DIGEST_REF),
+        "lowercase",
+    ),
+    (
+        "manifests unknown flavor",
+        lambda: _kube(flavor="helm").manifests(_DIGEST_REF),
+        "statefulset",
+    ),
+    (
+        "manifests postgres:17",
+        lambda: _kube(postgres_image="postgres:17").manifests(_DIGEST_REF),
+        "full version",
+    ),
+    (
+        "manifests memory words",
+        lambda: _kube(postgres_memory="lots").manifests(_DIGEST_REF),
+        "512Mi",
+    ),
+    (
+        "manifests storage with space",
+        lambda: _kube(postgres_storage="10 GB").manifests(_DIGEST_REF),
+        "10Gi",
+    ),
+    (
+        "manifests one replica",
+        lambda: _kube(openfga_replicas=1).manifests(_DIGEST_REF),
+        "2 or more",
+    ),
+    (
+        "manifests no config",
+        lambda: _kube(postgres_config=None).manifests(_DIGEST_REF),
+        "--postgres-config",
+    ),
+    (
+        "manifests version newline",
+        lambda: _kube(openfga_version="v1.22.1\n").manifests(_DIGEST_REF),
+        "vMAJOR",
+    ),
+    (
+        "deploy by tag",
+        lambda: _kube().deploy("ghcr.io/acme/openfga:v1", **_deploy_secrets()),
+        "by digest",
+    ),
+    (
+        "deploy without kubeconfig",
+        lambda: _kube(kubeconfig=None).deploy(_DIGEST_REF, **_deploy_secrets()),
+        "--kubeconfig",
+    ),
+    (
+        "dry-run bad namespace",
+        lambda: _kube(namespace="-x").dry_run(_DIGEST_REF, **_deploy_secrets()),
+        "lowercase",
+    ),
+]:
+    CASES.append(Case("kubernetes", f"Kubernetes.{_name}", _run, _fix, _KUBE_SECRETS))
+
+for _name, _run, _fix in [
+    (
+        "credentials in the address",
+        lambda: Registry(address=f"admin:{KEY}@ghcr.io").repositories(),
+        "--password",
+    ),
+    (
+        "scheme in the address",
+        lambda: Registry(address="https://ghcr.io").repositories(),
+        "host alone",
+    ),
+    (
+        "upper-case namespace",
+        lambda: Registry(address="ghcr.io", namespace="Acme").repositories(),
+        "lower-case",
+    ),
+    (
+        "publish version 1.0",
+        lambda: Registry(address="ghcr.io").publish("1.0", dag.directory(), dag.directory()),
+        "vMAJOR",
+    ),
+    (
+        "publish version newline",
+        lambda: Registry(address="ghcr.io").publish("v1.22.1\n", dag.directory(), dag.directory()),
+        "vMAJOR",
+    ),
+    (
+        "publish user without password",
+        lambda: Registry(address="ghcr.io", username="bot").publish(
+            "v1.22.1", dag.directory(), dag.directory()
+        ),
+        "--password",
+    ),
+]:
+    CASES.append(Case("publish", f"Registry.{_name}", _run, _fix, (KEY,)))
 
 
 # ------------------------------------------------------------------ the one test
