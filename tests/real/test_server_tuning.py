@@ -1,0 +1,52 @@
+"""The caches we ship, on the real OpenFGA and PostgreSQL: the trade-off docs/consistency.md
+describes, shown. A cached answer can outlive a write for up to the cache TTL; a request
+with ``consistency: HIGHER_CONSISTENCY`` sees the write at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from openfga_release.recipes.openfga import new_preshared_key
+from openfga_release.standalone.smoke import MODEL
+
+from tests.support.fga_stack import migrated, openfga_server
+from tests.support.gobuild_local import ensure_openfga
+from tests.support.pg import running_postgres
+
+pytestmark = pytest.mark.integration
+
+KEY = new_preshared_key()
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[httpx.Client]:
+    binary = str(ensure_openfga())
+    with running_postgres() as pg, openfga_server(binary, KEY,
+                                                  datastore=migrated(binary, pg)) as server:
+        with httpx.Client(base_url=server.url,
+                          headers={"Authorization": f"Bearer {KEY}"}) as client:
+            yield client
+
+
+def test_a_cached_answer_until_the_client_asks_for_higher_consistency(api: httpx.Client) -> None:
+    store = api.post("/stores", json={"name": "consistency"}).json()["id"]
+    try:
+        model = api.post(f"/stores/{store}/authorization-models", json=MODEL).json()
+        pin = {"authorization_model_id": model["authorization_model_id"]}
+        key = {"user": "user:anne", "relation": "viewer", "object": "document:plan"}
+
+        def check(**extra: str) -> bool:
+            resp = api.post(f"/stores/{store}/check", json={"tuple_key": key, **pin, **extra})
+            resp.raise_for_status()
+            return bool(resp.json()["allowed"])
+
+        assert check() is False  # now cached
+        api.post(f"/stores/{store}/write",
+                 json={"writes": {"tuple_keys": [key]}, **pin}).raise_for_status()
+        assert check() is False  # the cached answer, within the TTL: stale
+        assert check(consistency="HIGHER_CONSISTENCY") is True  # bypasses the caches
+    finally:
+        api.delete(f"/stores/{store}")
