@@ -291,7 +291,7 @@ def explain_kubectl(stderr: str, what: str, namespace: str) -> str:
     if re.search(r'namespaces? "[^"]+" not found', stderr):
         return (f"{what}: namespace {namespace} does not exist: create it first (the deploy "
                 "never creates or deletes namespaces): kubectl create namespace " + namespace)
-    if "unknown field" in stderr or "strict decoding error" in stderr:
+    if re.search(r"unknown field|strict decoding error|field not declared in schema", stderr):
         return f"{what}: the API server refused an unknown field: {stderr.strip()[:500]}"
     if "no matches for kind" in stderr:
         return (f"{what}: this cluster does not serve that kind (is the CloudNativePG operator, "
