@@ -60,7 +60,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import yaml
 
 TOKEN_ENV = "FGA_TOKEN"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_TIMEOUT = 30.0  # seconds per request
@@ -138,6 +137,8 @@ def _read_ref(base: Path, ref: str, allow_external: bool) -> tuple[Path, bytes]:
 
 def parse_tuples(name: str, data: bytes) -> list[dict[str, Any]]:
     """Tuples from a tuple file, by extension, as ``fga`` reads them."""
+    import yaml  # here, not at the top: the Dagger module imports this file for its argv
+
     ext = Path(name).suffix.lower()
     text = data.decode()
     try:
@@ -189,6 +190,8 @@ def _tuple(t: Any, where: str) -> dict[str, Any]:
 
 def load_suite(path: Path, *, fga: str | None = None, allow_external: bool = False) -> Suite:
     """Read one test file, its model (as JSON) and its tuple files."""
+    import yaml
+
     base = path.parent
     try:
         data = yaml.safe_load(path.read_text())
