@@ -52,6 +52,7 @@ def test_backup_runs_the_recipe_cli_as_the_read_only_role_in_the_pinned_image() 
     assert flag(argv, "--keep") == "7" and flag(argv, "--max-age-days") == "30"
     pip = next(e for e in plan.execs(ctr) if "install" in e and e[0].endswith("pip"))
     assert f"boto3=={bk.BOTO3_VERSION}" in pip
+    assert set(bk.IMAGE_REQUIREMENTS) <= set(pip) and all("==" in r for r in bk.IMAGE_REQUIREMENTS)
 
 
 def test_every_credential_is_a_secret_variable_and_nothing_else() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +45,9 @@ from tests.support.kube import kube_fixture as kube_fixture  # the session's "ku
 from tests.support.net import free_port
 from tests.support.pg import PgServer, install_labels, running_postgres
 from tests.support.s3_local import S3Server, running_s3
+from tests.support.tools import cache_root, locked
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -316,6 +321,49 @@ def test_a_backup_taken_during_writes_is_one_consistent_snapshot(source: PgServe
         rows = db_state(target)["rows"]
     assert rows["tuple"] == rows["changelog"]
     assert rows == run.result["tables"]
+
+
+# ------------------------------------------------------------------ the image's runtime
+
+DEBIAN_PYTHON = "/usr/bin/python3"  # bookworm's 3.11, what the backup image installs
+
+
+@pytest.fixture(scope="module")
+def image_python(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
+    """The backup image's runtime rebuilt with the image's own steps: Debian's python3, a venv
+    with the pinned boto3 from PyPI, and the recipes package alone on its path."""
+    venv = cache_root() / ("backup-venv-" + "-".join(bk.IMAGE_REQUIREMENTS).replace("==", "-"))
+    with locked(venv.with_suffix(".lock")):
+        if not (venv / "bin" / "python3").exists():
+            subprocess.run([DEBIAN_PYTHON, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "--no-cache-dir", "-q",
+                            "--disable-pip-version-check", *bk.IMAGE_REQUIREMENTS],
+                           check=True)  # fmt: skip
+    pkg = tmp_path_factory.mktemp("image") / "openfga_release"
+    shutil.copytree(REPO / "ci" / "src" / "openfga_release" / "recipes", pkg / "recipes")
+    (pkg / "__init__.py").write_text("")
+    return str(venv / "bin" / "python3"), {"PYTHONPATH": str(pkg.parent)}
+
+
+def test_the_image_runtime_backs_up_verifies_and_restores(
+    image_python: tuple[str, dict[str, str]], source: PgServer, s3: S3Server
+) -> None:
+    python, path = image_python
+    store = ["--endpoint", s3.endpoint, "--bucket", BUCKET, "--prefix", "image-runtime"]
+    made = cli(["backup", *store, *db_args(source, "readonly")],
+               {**s3.env, **path, bk.PASSWORD_ENV: source.passwords["readonly"]},
+               python=python)  # fmt: skip
+    assert made.code == 0, made.stderr
+    checked = cli(["verify", *store, "--pg-bin", str(source.install.bindir)],
+                  {**s3.env, **path}, python=python)  # fmt: skip
+    assert checked.code == 0, checked.stderr
+    assert checked.result["sha256"] == made.result["sha256"]
+    with running_postgres() as target:
+        done = cli(["restore", *store, *db_args(target, "migrator")],
+                   {**s3.env, **path, bk.PASSWORD_ENV: target.passwords["migrator"]},
+                   python=python)  # fmt: skip
+        assert done.code == 0, done.stderr
+        assert db_state(target)["rows"] == made.result["tables"]
 
 
 # ------------------------------------------------------------------ Kubernetes schedule

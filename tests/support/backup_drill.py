@@ -272,13 +272,15 @@ class CliRun:
     seconds: float
 
 
-def cli(args: list[str], env: Mapping[str, str]) -> CliRun:
-    """The backup CLI as a job runs it: secrets only in the environment."""
+def cli(args: list[str], env: Mapping[str, str], python: str | None = None) -> CliRun:
+    """The backup CLI as a job runs it: secrets only in the environment. ``python``: another
+    interpreter (one whose environment holds the recipes, as in the backup image)."""
     full_env = {k: v for k, v in os.environ.items()
                 if not k.startswith(("PG", "AWS_"))}  # fmt: skip
     full_env.update(env)
+    argv = [python, *CLI[1:]] if python else CLI
     start = time.perf_counter()
-    proc = subprocess.run([*CLI, *args], env=full_env, capture_output=True, text=True,
+    proc = subprocess.run([*argv, *args], env=full_env, capture_output=True, text=True,
                           timeout=1800)  # fmt: skip
     seconds = time.perf_counter() - start
     for name in bk.SECRET_ENV:  # every run, success or failure: no secret in what it prints

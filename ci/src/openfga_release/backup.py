@@ -37,7 +37,7 @@ side_effect = function(cache="never")  # type: ignore[call-overload]  # SDK over
 
 
 def backup_image(base: str = bk.BACKUP_BASE_IMAGE) -> dagger.Container:
-    """The backup runner: pinned postgres (client tools), python3 + pinned boto3, the recipes."""
+    """The backup runner: pinned postgres (client tools), python3, pinned deps, the recipes."""
     pg.check_image_pinned(base)
     return (
         dag.container()
@@ -48,7 +48,7 @@ def backup_image(base: str = bk.BACKUP_BASE_IMAGE) -> dagger.Container:
         .with_exec(["rm", "-rf", "/var/lib/apt/lists"])
         .with_exec(["python3", "-m", "venv", bk.VENV])
         .with_exec([f"{bk.VENV}/bin/pip", "install", "--no-cache-dir",
-                    "--disable-pip-version-check", f"boto3=={bk.BOTO3_VERSION}"])
+                    "--disable-pip-version-check", *bk.IMAGE_REQUIREMENTS])
         .with_directory(bk.PACKAGE_DIR, recipes_package())
         .with_exec(["install", "-d", "-o", "postgres", "-g", "postgres", "-m", "0700",
                     bk.WORKDIR])

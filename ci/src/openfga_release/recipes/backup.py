@@ -84,6 +84,10 @@ ACCESS_KEY_ENV = "AWS_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 (a variable name)
 SECRET_ENV = (PASSWORD_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV)
 BOTO3_VERSION = "1.44.5"  # pinned: pyproject.toml (dev) and the backup image install this
+# What the CLI imports beyond the stdlib, pinned as in pyproject.toml (dev): boto3 for S3, and
+# anyio, which recipes.migrate (owner of the schema-revision rule) imports. The backup image
+# installs exactly these; tests/real/test_backup.py rebuilds that runtime and runs the CLI.
+IMAGE_REQUIREMENTS = (f"boto3=={BOTO3_VERSION}", "anyio==4.16.0")
 SCHEMA = "public"
 COMPRESS_LEVEL = 6  # gzip level: ~5x smaller than plain for OpenFGA's tables, cheap to write
 LOCK_WAIT_TIMEOUT = "120s"  # pg_dump gives up instead of queueing behind a migration forever
