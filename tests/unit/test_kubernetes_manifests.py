@@ -147,6 +147,10 @@ def test_openfga_server_deployment(src: k8s.PostgresSources) -> None:
     assert env["OPENFGA_AUTHN_PRESHARED_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == (
         k8s.PRESHARED_KEYS_SECRET)
     assert env["OPENFGA_PLAYGROUND_ENABLED"]["value"] == "false"
+    # Every server pod a rollout can run at once fits PostgreSQL's max_connections.
+    pool = int(env["OPENFGA_DATASTORE_MAX_OPEN_CONNS"]["value"])
+    pods = spec["replicas"] + spec["strategy"]["rollingUpdate"]["maxSurge"]
+    assert pool * pods < k8s.Sizes().max_connections
     assert not any(e.get("value", "").startswith("postgres://") for e in c["env"])
     assert "initContainers" not in pod  # nothing waits on anything: no deadlock
     pdb = by_kind(objs, "PodDisruptionBudget")[0]

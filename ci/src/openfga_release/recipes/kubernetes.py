@@ -122,6 +122,8 @@ CNPG_OWNED_PARAMETERS = frozenset((
 DEFAULT_BACKUP_SCHEDULE = "0 0 3 * * *"  # CNPG's cron has a seconds field: 03:00:00 daily
 DEFAULT_RETENTION = "30d"
 
+MAX_SURGE = 1  # the Deployment's rollout: one extra server, none taken away
+
 # Migration Job bounds: openfga migrate's own bound on the whole run, plus the retries.
 MIGRATE_BACKOFF_LIMIT = 2
 MIGRATE_DEADLINE = mig.RUN_TIMEOUT + 120
@@ -802,7 +804,11 @@ def openfga_objects(spec: Spec) -> list[Obj]:
     uid, gid = _openfga_uid_gid()
     app, comp = OPENFGA, "server"
     sel = selector(app, comp)
-    env = [{"name": k, "value": v} for k, v in fga.server_env().items()]
+    # The datastore pool shares PostgreSQL's max_connections among every server pod that can
+    # run at once: the replicas plus the rollout's surge pod.
+    server_env = fga.server_env(replicas=s.openfga_replicas + MAX_SURGE,
+                                max_connections=s.max_connections)
+    env = [{"name": k, "value": v} for k, v in server_env.items()]
     env += [secret_env(mig.URI_ENV, DATASTORE_SECRET, URI_KEY),
             secret_env(fga.PRESHARED_KEYS_ENV, PRESHARED_KEYS_SECRET, KEYS_KEY)]
     grpc_probe = {"grpc": {"port": fga.GRPC_PORT}}
@@ -837,7 +843,7 @@ def openfga_objects(spec: Spec) -> list[Obj]:
             "progressDeadlineSeconds": spec.progress_deadline,
             "selector": {"matchLabels": sel},
             "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": MAX_SURGE}},
             "template": {
                 "metadata": {"labels": labels(spec, app, comp)},
                 "spec": {
