@@ -24,11 +24,13 @@ KEY = new_preshared_key()
 @pytest.fixture(scope="module")
 def api() -> Iterator[httpx.Client]:
     binary = str(ensure_openfga())
-    with running_postgres() as pg, openfga_server(binary, KEY,
-                                                  datastore=migrated(binary, pg)) as server:
-        with httpx.Client(base_url=server.url,
-                          headers={"Authorization": f"Bearer {KEY}"}) as client:
-            yield client
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with (
+        running_postgres() as pg,
+        openfga_server(binary, KEY, datastore=migrated(binary, pg)) as server,
+        httpx.Client(base_url=server.url, headers=headers) as client,
+    ):
+        yield client
 
 
 def test_a_cached_answer_until_the_client_asks_for_higher_consistency(api: httpx.Client) -> None:
