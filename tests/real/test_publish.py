@@ -20,7 +20,7 @@ from openfga_release.recipes import publish as pub
 from openfga_release.recipes import release as rel
 from openfga_release.recipes import sign
 
-from tests.support.oci_layout import write_layout
+from tests.support.oci_layout import recipes_tree, write_layout
 from tests.support.registry_local import LocalRegistry
 from tests.support.tools import ensure_go_tool
 
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "ci-bot", "pw with spaces & $ymbols"
 KEY_PASSWORD = "key pass phrase"
-CI_SRC = Path(__file__).resolve().parents[2] / "ci" / "src"
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +82,7 @@ def run_cli(
         "PATH": os.environ["PATH"],
         "HOME": str(work),
         "DOCKER_CONFIG": str(work / "docker"),  # a tmpfs in the pipeline
-        "PYTHONPATH": str(CI_SRC),
+        "PYTHONPATH": str(recipes_tree(work / "pythonpath")),  # as in the container
         rel.USERNAME_ENV: USER,
         rel.PASSWORD_ENV: PASSWORD,
     }

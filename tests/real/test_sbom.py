@@ -24,7 +24,7 @@ from openfga_release.recipes import release as rel
 from openfga_release.recipes.releases import DEFAULT_VERSION, RELEASES
 
 from tests.support.gobuild_local import ensure_openfga
-from tests.support.oci_layout import write_layout
+from tests.support.oci_layout import recipes_tree, write_layout
 
 pytestmark = pytest.mark.integration
 
@@ -122,8 +122,8 @@ def test_an_invalid_document_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "does not validate" in proc.stderr
 
 
-def run_release(*args: str) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": str(ROOT / "ci" / "src"), "PATH": "/usr/bin:/bin"}
+def run_release(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(recipes_tree(tmp / "pythonpath")), "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "openfga_release.recipes.release", *args],
                           env=env, capture_output=True, text=True)  # fmt: skip
 
@@ -136,7 +136,7 @@ def test_dist_checksums_and_manifest_are_reproducible(tmp_path: Path, binary, bu
             "linux/arm64": {"usr/bin/openfga": b"arm64-" + name.encode()},
         })  # fmt: skip
     layouts = [f"{n}={tmp_path / 'layouts' / n}" for n in ("openfga", "postgres")]
-    images = run_release("images", "--address", "ghcr.io", "--namespace", "acme",
+    images = run_release(tmp_path, "images", "--address", "ghcr.io", "--namespace", "acme",
                          "--version", DEFAULT_VERSION, *layouts)  # fmt: skip
     assert images.returncode == 0, images.stderr
     (tmp_path / "images.json").write_text(images.stdout)
@@ -149,8 +149,8 @@ def test_dist_checksums_and_manifest_are_reproducible(tmp_path: Path, binary, bu
             (dist / rel.binary_sbom_name(DEFAULT_VERSION, platform)).write_text(
                 binary_sbom(binary, buildinfo)
             )
-        done = run_release("finalize", str(dist), "--version", DEFAULT_VERSION, "--date", DATE,
-                           "--images", str(tmp_path / "images.json"))  # fmt: skip
+        done = run_release(tmp_path, "finalize", str(dist), "--version", DEFAULT_VERSION,
+                           "--date", DATE, "--images", str(tmp_path / "images.json"))  # fmt: skip
         assert done.returncode == 0, done.stderr
         outputs.append({p.name: p.read_bytes() for p in dist.iterdir()})
     assert outputs[0] == outputs[1]

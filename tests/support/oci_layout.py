@@ -84,3 +84,18 @@ def write_layout(root: Path, images: dict[str, dict[str, bytes]]) -> str:
     }
     (root / "index.json").write_bytes(_json(top))
     return index_digest
+
+
+def recipes_tree(dest: Path) -> Path:
+    """What the pipeline's publish container holds on PYTHONPATH (registry.recipes_package):
+    an empty ``openfga_release/__init__.py`` and the plain ``recipes`` package, nothing else
+    (so ``python -m openfga_release.recipes.release`` runs without dagger or the module)."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[2] / "ci" / "src" / "openfga_release" / "recipes"
+    pkg = dest / "openfga_release"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    shutil.copytree(src, pkg / "recipes", ignore=shutil.ignore_patterns("__pycache__", "*.toml"),
+                    dirs_exist_ok=True)  # fmt: skip
+    return dest
