@@ -323,3 +323,20 @@ def test_a_dry_run_shows_the_server_diff_and_changes_nothing(
     after = {o["metadata"]["name"]: o["metadata"]["resourceVersion"]
              for o in kube.get_json("deployments,statefulsets,secrets,jobs", "-n", ns)["items"]}
     assert after == versions
+
+
+def test_postgres_never_ready_stops_before_the_migration(kube: ControlPlane,
+                                                         src: k8s.PostgresSources) -> None:
+    ns = kube.create_namespace("nopv")  # no volume for the claim: the pod is never scheduled
+    kubectl = kubectl_for(kube, kube.restricted_kubeconfig(
+        ns, kd.deploy_role(ns, "statefulset")["rules"]), ns)
+    s = spec(ns)
+    with pytest.raises(kd.DeployError) as err:
+        kd.deploy(kubectl, s, k8s.render(s, src), kd.secret_objects(s, VALUES),
+                  postgres_timeout=8)
+    assert "PostgreSQL StatefulSet ready did not happen" in str(err.value)
+    assert "were not touched" in str(err.value)
+    assert "postgres" in err.value.detail  # the scheduler's events about the pod
+    assert kubectl.get("job", k8s.migrate_job_name(s.openfga_version, s.openfga_image)) is None
+    claims = kube.get_json("pvc", "-n", ns)["items"]
+    assert [c["metadata"]["name"] for c in claims] == ["data-postgres-0"]  # kept, Pending

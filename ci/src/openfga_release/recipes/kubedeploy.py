@@ -511,13 +511,20 @@ def deploy(
     report.add(f"secrets: applied {len(secrets)}")
 
     apply(kubectl, postgres, "PostgreSQL")
-    if spec.flavor == "statefulset":
-        waiter.until("PostgreSQL StatefulSet ready", postgres_timeout,
-                     lambda: statefulset_ready(kubectl.get("statefulset", k8s.POSTGRES)))
-    else:
-        waiter.until("CloudNativePG Cluster Ready", postgres_timeout,
-                     lambda: cluster_ready(kubectl.get("clusters.postgresql.cnpg.io",
-                                                       k8s.POSTGRES)))
+    try:
+        if spec.flavor == "statefulset":
+            waiter.until("PostgreSQL StatefulSet ready", postgres_timeout,
+                         lambda: statefulset_ready(kubectl.get("statefulset", k8s.POSTGRES)))
+        else:
+            waiter.until("CloudNativePG Cluster Ready", postgres_timeout,
+                         lambda: cluster_ready(kubectl.get("clusters.postgresql.cnpg.io",
+                                                           k8s.POSTGRES)))
+    except DeployError as exc:
+        raise DeployError(
+            f"{exc}: the migration Job and the Deployment were not touched. The events below "
+            "say why PostgreSQL is not ready (volume binding, scheduling, probes)",
+            _events(kubectl, [k8s.POSTGRES, "data-" + k8s.POSTGRES]),
+        ) from None
     report.add("postgres: ready")
 
     apply(kubectl, before, "the migration Job")
