@@ -125,18 +125,25 @@ class OpenfgaRelease:
             int | None, Doc("migrate to this schema revision (default: the newest)")
         ] = None,
         timeout: Annotated[int, Doc("seconds for the whole run")] = migrations.RUN_TIMEOUT,
+        allow_downgrade: Annotated[
+            bool,
+            Doc("allow a --schema-revision below the current one (OpenFGA's Down steps drop data)"),
+        ] = False,
         arch: args.EngineArch = "",
     ) -> str:
         """Run `openfga migrate` as the migrator role; reports the schema revision reached."""
         target = migrations.check_target(schema_revision)
-        migrations.check_timeout(timeout)
-        migrations.check_datastore_args(datastore_uri is not None, host, password is not None)
-        image = openfga.image(await self._native(arch))
-        ctr, redact = await datastore.connect(
+        self._build(arch or "amd64")  # plain build inputs fail here, before any engine call
+
+        async def image() -> dagger.Container:
+            return openfga.image(await self._native(arch))
+
+        report = await datastore.run_migrate(
             image, names=self._names(), datastore_uri=datastore_uri, host=host, port=port,
-            user=user, password=password, sslmode=sslmode,
+            user=user, password=password, sslmode=sslmode, target=target, timeout=timeout,
+            allow_downgrade=allow_downgrade,
         )  # fmt: skip
-        return (await datastore.migrate(ctr, target, timeout, redact)).summary()
+        return report.summary()
 
     @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
     async def smoke(
@@ -150,7 +157,7 @@ class OpenfgaRelease:
         wait: Annotated[float, Doc("seconds to wait for /healthz to say SERVING")] = 30,
     ) -> str:
         """Smoke-test any OpenFGA endpoint: health, store, model, tuples, checks; cleans up."""
-        argv = smoke_script.smoke_command(url, wait=wait)
+        argv = smoke_script.smoke_command(url, wait=wait, token=token is not None)
         ctr = openfga.smoke_runner(token)
         if service is not None:
             ctr = ctr.with_service_binding(openfga.ALIAS, service)
@@ -160,6 +167,6 @@ class OpenfgaRelease:
     @check
     async def test_e2e(self, arch: args.EngineArch = "") -> str:
         """Ephemeral PostgreSQL, migrate as the migrator role, OpenFGA as the app role, smoke."""
+        postgres = self.postgres()  # plain inputs first: nothing asks the engine before
         build = await self._native(arch)
-        postgres = self.postgres()
         return await e2e.run(postgres, openfga.image(build))
