@@ -57,8 +57,8 @@ case "$1" in
     need REGISTRY REGISTRY_NAMESPACE REGISTRY_USERNAME REGISTRY_PASSWORD \
       COSIGN_PRIVATE_KEY COSIGN_PASSWORD
     ensure_dagger
-    dagger call release \
-      --version "$version" \
+    # --version is the module's constructor flag: it comes before the function.
+    dagger call --version "$version" release \
       --registry "$REGISTRY" \
       --namespace "$REGISTRY_NAMESPACE" \
       --username "$REGISTRY_USERNAME" \

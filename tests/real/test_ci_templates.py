@@ -83,7 +83,7 @@ def test_github_pins_the_official_action_by_sha_and_the_engine_version() -> None
     release = doc["jobs"]["release"]
     assert "refs/tags/v" in release["if"] and release["needs"] == "check"
     args = dagger_steps[1]["with"]["args"]
-    assert args.startswith("release ") and "'" not in args
+    assert args.startswith('--version "$GITHUB_REF_NAME" release ') and "'" not in args
     for ref in re.findall(r"--(?:password|signing-key|signing-password) (\S+)", args):
         assert ref.startswith("env://")
     secret_env = dagger_steps[1]["env"]
@@ -96,7 +96,8 @@ def test_gitlab_pins_the_engine_version_and_releases_on_tags() -> None:
     assert doc["check"]["script"] == ["dagger check"]
     assert "CI_COMMIT_TAG" in doc["release"]["rules"][0]["if"]
     release = " ".join(doc["release"]["script"])
-    assert "dagger call release" in release and "env://CI_REGISTRY_PASSWORD" in release
+    assert 'dagger call --version "$CI_COMMIT_TAG" release' in release
+    assert "env://CI_REGISTRY_PASSWORD" in release
 
 
 def fake_dagger(bin_dir: Path, log: Path) -> None:
@@ -131,7 +132,7 @@ def test_script_release_passes_secrets_as_references_only(tmp_path: Path) -> Non
                       REGISTRY_NAMESPACE="acme", REGISTRY_USERNAME="ci-bot", **secrets)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     called = (tmp_path / "dagger.log").read_text()
-    assert called.startswith("call release --version v1.22.1 --registry ghcr.io")
+    assert called.startswith("call --version v1.22.1 release --registry ghcr.io")
     for name in secrets:
         assert f"env://{name}" in called
     for value in secrets.values():
