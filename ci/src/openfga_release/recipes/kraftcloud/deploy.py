@@ -31,6 +31,7 @@ never printed.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -274,7 +275,9 @@ class Deploy:
         if self.health is not None:
             return await self.health(url)
         try:
-            async with httpx.AsyncClient(timeout=5.0, verify=self.verify) as http:
+            verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=self.verify)
+                                             if isinstance(self.verify, str) else self.verify)
+            async with httpx.AsyncClient(timeout=5.0, verify=verify) as http:
                 resp = await http.get(f"{url}/healthz")
             return f"HTTP {resp.status_code} {resp.text[:120]}"
         except httpx.HTTPError as exc:
