@@ -137,3 +137,12 @@ def test_manifests_render_images_postgres_in_the_module(monkeypatch: pytest.Monk
 def test_role_is_the_recipes_minimal_role() -> None:
     text = obj(namespace="prod").role()
     assert "namespace: prod" in text and "delete" not in text
+
+
+def test_custom_names_reach_the_recipe() -> None:
+    k = obj(database="authz", app_role="authz_app")
+    argv = plan.execs(k.deploy_plan("deploy", DIGEST, kw_secret_files(secrets())))[-1]
+    assert argv[argv.index("--database") + 1] == "authz"
+    assert argv[argv.index("--app-role") + 1] == "authz_app"
+    with pytest.raises(InputError, match="reserved"):
+        obj(app_role="postgres").deploy_plan("deploy", DIGEST, kw_secret_files(secrets()))

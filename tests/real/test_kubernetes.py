@@ -340,3 +340,41 @@ def test_postgres_never_ready_stops_before_the_migration(kube: ControlPlane,
     assert kubectl.get("job", k8s.migrate_job_name(s.openfga_version, s.openfga_image)) is None
     claims = kube.get_json("pvc", "-n", ns)["items"]
     assert [c["metadata"]["name"] for c in claims] == ["data-postgres-0"]  # kept, Pending
+
+
+def test_the_command_the_pipeline_runs(kube: ControlPlane, tmp_path: Path) -> None:
+    """`python -m openfga_release.recipes.kubedeploy` with secrets as files, as the Dagger
+    container runs it (there: kubectl from registry.k8s.io/kubectl; here: the built one)."""
+    import subprocess
+    import sys
+
+    ns, _ = fresh(kube, restricted=False)
+    kubeconfig = kube.restricted_kubeconfig(ns, kd.deploy_role(ns, "statefulset")["rules"])
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name, value in {"migrator-password": VALUES.migrator_password,
+                        "app-password": VALUES.app_password,
+                        "readonly-password": VALUES.readonly_password,
+                        "preshared-keys": ",".join(VALUES.preshared_keys),
+                        "tls.crt": VALUES.tls_crt, "tls.key": VALUES.tls_key}.items():
+        (secrets / name).write_text(value)
+        (secrets / name).chmod(0o400)
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "openfga_release.recipes.kubedeploy", command,
+             "--kubeconfig", str(kubeconfig), "--kubectl", str(kube.kubectl_path),
+             "--secrets-dir", str(secrets), "--postgres-dir", str(REPO / "images" / "postgres"),
+             "--openfga-image", DIGEST_1, "--namespace", ns, "--storage-class", STORAGE_CLASS],
+            capture_output=True, text=True, timeout=600,
+            env={**__import__("os").environ, "PYTHONPATH": str(REPO / "ci" / "src")})
+
+    dry = run("dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "the diff below would be applied" in dry.stdout
+    assert kube.kubectl("get", "statefulset", "postgres", "-n", ns, check=False).returncode != 0
+    done = run("deploy")
+    assert done.returncode == 0, done.stderr
+    assert "openfga: deployment openfga rolled out" in done.stdout
+    for value in VALUES.all():
+        assert value not in dry.stdout + dry.stderr + done.stdout + done.stderr

@@ -105,11 +105,22 @@ class Kubernetes:
     postgres_storage: Annotated[str, Doc("data volume size")] = "10Gi"
     storage_class: Annotated[str, Doc("StorageClass ('' = default)")] = ""
     openfga_replicas: Annotated[int, Doc("OpenFGA replicas (2 or more)")] = 2
+    database: Annotated[str, Doc("the OpenFGA database")] = pg.DEFAULT_DATABASE
+    owner_role: Annotated[str, Doc("NOLOGIN owner role")] = pg.DEFAULT_ROLES["owner"]
+    migrator_role: Annotated[str, Doc("migrate's role")] = pg.DEFAULT_ROLES["migrator"]
+    app_role: Annotated[str, Doc("the server's role")] = pg.DEFAULT_ROLES["app"]
+    readonly_role: Annotated[str, Doc("read-only role")] = pg.DEFAULT_ROLES["readonly"]
+
+    def _names(self) -> pg.Names:
+        return pg.Names(database=self.database, owner=self.owner_role,
+                        migrator=self.migrator_role, app=self.app_role,
+                        readonly=self.readonly_role)
 
     def _spec(self, openfga_image: str) -> k8s.Spec:
         return k8s.Spec(
             openfga_image=openfga_image, postgres_image=self.postgres_image,
             namespace=self.namespace, flavor=self.flavor, openfga_version=self.openfga_version,
+            names=self._names(),
             sizes=k8s.Sizes(postgres_memory=self.postgres_memory,
                             postgres_storage=self.postgres_storage,
                             storage_class=self.storage_class,
@@ -130,7 +141,10 @@ class Kubernetes:
                 "--postgres-memory", spec.sizes.postgres_memory,
                 "--postgres-storage", spec.sizes.postgres_storage,
                 "--storage-class", spec.sizes.storage_class,
-                "--openfga-replicas", str(spec.sizes.openfga_replicas)]  # fmt: skip
+                "--openfga-replicas", str(spec.sizes.openfga_replicas),
+                "--database", spec.names.database, "--owner-role", spec.names.owner,
+                "--migrator-role", spec.names.migrator, "--app-role", spec.names.app,
+                "--readonly-role", spec.names.readonly]  # fmt: skip
 
     def _kubeconfig(self) -> dagger.Secret:
         if self.kubeconfig is None:

@@ -620,14 +620,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage-class", default="")
     p.add_argument("--openfga-replicas", type=int, default=k8s.Sizes.openfga_replicas)
     p.add_argument("--smoke-script", type=Path, default=None)
+    for kind, default in (("database", pg.DEFAULT_DATABASE), *pg.DEFAULT_ROLES.items()):
+        flag = "--database" if kind == "database" else f"--{kind}-role"
+        p.add_argument(flag, dest=kind, default=default)
     args = p.parse_args(argv)
     try:
         if args.command == "role":
             print(yaml.safe_dump(deploy_role(args.namespace, args.flavor), sort_keys=False))
             return 0
+        names = pg.Names(database=args.database, owner=args.owner, migrator=args.migrator,
+                         app=args.app, readonly=args.readonly)
         spec = k8s.Spec(openfga_image=args.openfga_image, postgres_image=args.postgres_image,
                         namespace=args.namespace, flavor=args.flavor,
-                        openfga_version=args.openfga_version,
+                        openfga_version=args.openfga_version, names=names,
                         sizes=k8s.Sizes(postgres_memory=args.postgres_memory,
                                         postgres_storage=args.postgres_storage,
                                         storage_class=args.storage_class,
