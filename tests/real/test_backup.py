@@ -174,6 +174,16 @@ def test_the_superuser_is_refused_before_anything_runs(source: PgServer, s3: S3S
     assert_clean(run, 2, "never run as the superuser")
 
 
+def test_a_table_locked_by_a_migration_fails_the_backup_in_bounded_time(
+    source: PgServer, s3: S3Server
+) -> None:
+    with source.superuser(autocommit=False) as conn:
+        conn.execute("LOCK TABLE public.tuple IN ACCESS EXCLUSIVE MODE")  # like an ALTER TABLE
+        run = backup(source, s3, "--prefix", "locked", "--lock-wait-timeout", "2")
+        conn.rollback()
+    assert_clean(run, 1, "stayed locked", "nothing was uploaded")
+    assert not (s3.root / BUCKET / "locked").exists()
+
 def test_a_backup_is_whole_and_verifiable(made: dict[str, object], s3: S3Server) -> None:
     assert made["schema_revision"] == 6
     manifest = json.loads(object_path(s3, f"{made['backup']}{bk.MANIFEST_SUFFIX}").read_text())

@@ -90,7 +90,7 @@ BOTO3_VERSION = "1.44.5"  # pinned: pyproject.toml (dev) and the backup image in
 IMAGE_REQUIREMENTS = (f"boto3=={BOTO3_VERSION}", "anyio==4.16.0")
 SCHEMA = "public"
 COMPRESS_LEVEL = 6  # gzip level: ~5x smaller than plain for OpenFGA's tables, cheap to write
-LOCK_WAIT_TIMEOUT = "120s"  # pg_dump gives up instead of queueing behind a migration forever
+LOCK_WAIT_TIMEOUT = 120  # seconds: pg_dump gives up instead of queueing behind a migration
 DEFAULT_KEEP = 14
 DEFAULT_REGION = "us-east-1"
 APPLICATION_NAME = "openfga-backup"
@@ -491,13 +491,14 @@ def tool(bindir: str | None, name: str) -> str:
     return found
 
 
-def dump_command(db: Database, out: str, bindir: str | None = None) -> list[str]:
+def dump_command(db: Database, out: str, bindir: str | None = None,
+                 lock_wait_timeout: int = LOCK_WAIT_TIMEOUT) -> list[str]:  # fmt: skip
     """pg_dump: custom format, compressed, ``public`` only, no owners or grants, one snapshot."""
     return [
         tool(bindir, "pg_dump"), f"--dbname={db.uri()}", "--format=custom",
         f"--compress={COMPRESS_LEVEL}", f"--schema={SCHEMA}", "--no-owner", "--no-privileges",
         "--no-comments", "--no-publications", "--no-subscriptions", "--no-security-labels",
-        "--no-tablespaces", f"--lock-wait-timeout={LOCK_WAIT_TIMEOUT}", f"--file={out}",
+        "--no-tablespaces", f"--lock-wait-timeout={lock_wait_timeout}s", f"--file={out}",
     ]  # fmt: skip
 
 
@@ -634,8 +635,9 @@ def _pg_failure(what: str, db: Database, stderr: str) -> BackupError:
     elif "permission denied" in low:
         hint = f"{db.user} lacks a privilege (see the message below): back up as the read-only " \
                "role, restore as the migrator, both as the init scripts make them"
-    elif "lock" in low and "timeout" in low:
-        hint = "a table stayed locked (a migration running?): run the backup again later"
+    elif "lock timeout" in low or ("statement timeout" in low and "lock table" in low):
+        hint = "a table stayed locked longer than the lock-wait timeout (a migration running?): " \
+               "nothing was uploaded; run the backup again when it is done"
     elif "server version mismatch" in low or "aborting because of server version" in low:
         hint = "the client tools are older than the server: use the backup image of the " \
                "server's major"
@@ -791,9 +793,12 @@ def backup(
     workdir: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     store: Store | None = None,
+    lock_wait_timeout: int = LOCK_WAIT_TIMEOUT,
 ) -> dict[str, Any]:
     """Dump, verify, upload, write the manifest, apply retention. Returns a summary."""
     check_retention(keep, max_age_days)
+    if lock_wait_timeout < 1:
+        raise BackupInputError("lock-wait-timeout must be at least 1 second")
     store = store or Store(where, env)
     store.check()
     info = preflight(db, env, bindir)
@@ -807,7 +812,8 @@ def backup(
                                "run again")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="openfga-backup-", dir=workdir) as tmp:
         archive = Path(tmp) / (name + DUMP_SUFFIX)
-        proc = subprocess.run(dump_command(db, str(archive), bindir), env=pg_env(env),
+        proc = subprocess.run(dump_command(db, str(archive), bindir, lock_wait_timeout),
+                              env=pg_env(env),
                               capture_output=True, text=True)  # fmt: skip
         if proc.returncode != 0:
             raise _pg_failure("pg_dump", db, _redact(proc.stderr, env))
@@ -1287,6 +1293,8 @@ def _parser() -> argparse.ArgumentParser:
     common(b)
     b.add_argument("--keep", type=int, default=None, help=f"newest backups kept ({DEFAULT_KEEP})")
     b.add_argument("--max-age-days", type=int, default=None)
+    b.add_argument("--lock-wait-timeout", type=int, default=LOCK_WAIT_TIMEOUT, metavar="SECONDS",
+                   help="give up when a table stays locked this long (a migration running)")
     r = sub.add_parser("restore", help="verify a backup, restore it as the migrator/owner")
     common(r)
     r.add_argument("--owner", default=pgconf.DEFAULT_ROLES["owner"])
@@ -1353,7 +1361,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
             result: Any = backup(
                 _db_from(args, pgconf.DEFAULT_ROLES["readonly"]), where, env, keep=keep,
                 max_age_days=None if age is None else int(age), bindir=args.pg_bin,
-                workdir=workdir,
+                workdir=workdir, lock_wait_timeout=args.lock_wait_timeout,
             )
         elif args.command == "restore":
             result = restore(
