@@ -120,6 +120,12 @@ def test_package_returns_both_digests(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = FakeEngine().install(monkeypatch)
     engine.respond("-m", lambda argv, ctr: Answer(
         stdout=f"index.unikraft.io/team/{argv[-2]}@sha256:{'9' * 64}\n"))
-    out = anyio.run(lambda: obj().package(dag.directory(), dag.directory(), "v1.22.1"))
+    out = anyio.run(lambda: obj(openfga_rootfs=dag.directory(),
+                                postgres_rootfs=dag.directory()).package("v1.22.1"))
     assert out.splitlines() == [f"index.unikraft.io/team/openfga@sha256:{'9' * 64}",
                                 f"index.unikraft.io/team/openfga-postgres@sha256:{'9' * 64}"]
+
+
+def test_package_needs_both_rootfs_directories() -> None:
+    with pytest.raises(InputError, match="no rootfs"):
+        anyio.run(lambda: obj(openfga_rootfs=dag.directory()).package("v1"))

@@ -69,6 +69,9 @@ class KraftCloud:
     user: Annotated[str, Doc("registry namespace: index.unikraft.io/<user>/...")] = ""
     name: Annotated[str, Doc("prefix of every resource (instances, volume, service)")] = "openfga"
     kraftfiles: Annotated[dagger.Directory | None, Doc("the repo's kraftfiles/")] = None
+    openfga_rootfs: Annotated[dagger.Directory | None, Doc("openfga-image's rootfs (amd64)")] = (
+        None)
+    postgres_rootfs: Annotated[dagger.Directory | None, Doc("postgres' Unikraft rootfs")] = None
     kraft_sha256: Annotated[str, Doc("SHA-256 of the pinned kraft release archive")] = (
         kpkg.KRAFT_SHA256)
     domain: Annotated[str, Doc("custom domain ('' = the platform's name)")] = ""
@@ -116,14 +119,21 @@ class KraftCloud:
     @side_effect
     async def package(
         self,
-        openfga_rootfs: Annotated[dagger.Directory, Doc("openfga-image ... rootfs")],
-        postgres_rootfs: Annotated[dagger.Directory, Doc("postgres ... rootfs")],
         tag: Annotated[str, Doc("image tag, e.g. the OpenFGA version")],
+        openfga_rootfs: Annotated[dagger.Directory | None,
+                                  Doc("overrides the getter's openfga rootfs")] = None,
+        postgres_rootfs: Annotated[dagger.Directory | None,
+                                   Doc("overrides the getter's postgres rootfs")] = None,
     ) -> str:
         """Pack both rootfs directories, copy them to index.unikraft.io; returns the two
         digest references (openfga first), one per line."""
-        fga = self.package_plan("openfga", openfga_rootfs, tag)
-        pg = self.package_plan("postgres", postgres_rootfs, tag)
+        fga_dir = openfga_rootfs or self.openfga_rootfs
+        pg_dir = postgres_rootfs or self.postgres_rootfs
+        if fga_dir is None or pg_dir is None:
+            raise kpkg.PackageInputError(
+                "no rootfs to pack: pass --openfga-rootfs and --postgres-rootfs (directories)")
+        fga = self.package_plan("openfga", fga_dir, tag)
+        pg = self.package_plan("postgres", pg_dir, tag)
         return (await fga.stdout()).strip() + "\n" + (await pg.stdout()).strip() + "\n"
 
     # ------------------------------------------------------------ deploy
