@@ -40,8 +40,7 @@ from tests.support.backup_drill import (
     store_args,
 )
 from tests.support.gobuild_local import ensure_openfga
-from tests.support.kube import ControlPlane
-from tests.support.kube import kube_fixture as kube_fixture  # the session's "kube"
+from tests.support.kube import ControlPlane, control_plane
 from tests.support.net import free_port
 from tests.support.pg import PgServer, install_labels, running_postgres
 from tests.support.s3_local import S3Server, running_s3
@@ -379,11 +378,15 @@ def test_the_image_runtime_backs_up_verifies_and_restores(
 # ------------------------------------------------------------------ Kubernetes schedule
 
 
-def test_the_cronjob_runs_under_restricted_pod_security_on_a_real_control_plane(
-    kube: ControlPlane,
-) -> None:
+def test_the_cronjob_runs_under_restricted_pod_security_on_a_real_control_plane() -> None:
     """The apiserver accepts the CronJob with strict validation; a Job made from it gets a pod
-    past the restricted Pod Security Standard (KWOK runs the pod; no container really runs)."""
+    past the restricted Pod Security Standard (KWOK runs the pod; no container really runs).
+    Its own short-lived control plane: the session's stays with the Kubernetes tests."""
+    with control_plane() as kube:
+        check_cronjob_on(kube)
+
+
+def check_cronjob_on(kube: ControlPlane) -> None:
     ns = kube.create_namespace("backup", enforce="restricted")
     spec = k8s.Spec(openfga_image="registry.example.com/openfga@sha256:" + "1" * 64,
                     namespace=ns)  # fmt: skip
