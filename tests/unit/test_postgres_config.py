@@ -313,3 +313,23 @@ def test_unpinned_images_are_refused(ref: str) -> None:
 
 def test_default_image_is_a_full_postgres_17_bookworm_tag() -> None:
     assert re.fullmatch(r"postgres:17\.\d+-bookworm", pg.POSTGRES_IMAGE)
+
+
+# ------------------------------------------------------------ bounds (issue 8)
+
+
+def test_memory_has_an_upper_bound_that_names_the_unit_problem() -> None:
+    assert pg.parse_memory(f"{pg.MAX_MEMORY_MIB}MiB") == pg.MAX_MEMORY_MIB
+    with pytest.raises(pg.PostgresConfigError, match="check the unit"):
+        pg.parse_memory(f"{pg.MAX_MEMORY_MIB + 1}MiB")
+    with pytest.raises(pg.PostgresConfigError, match="check the unit"):
+        pg.parse_memory("1000000GiB")
+
+
+def test_max_connections_leaves_room_for_the_reserved_roles_and_one_pool() -> None:
+    assert pg.MIN_MAX_CONNECTIONS == 12
+    assert pg.size_memory("4GiB", pg.MIN_MAX_CONNECTIONS).max_connections == 12
+    assert pg.size_memory("128GiB", pg.MAX_MAX_CONNECTIONS).max_connections == 10000
+    for bad in (1, pg.MIN_MAX_CONNECTIONS - 1, pg.MAX_MAX_CONNECTIONS + 1):
+        with pytest.raises(pg.PostgresConfigError, match="out of range: use 12 to 10000"):
+            pg.size_memory("4GiB", bad)

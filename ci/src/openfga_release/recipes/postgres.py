@@ -145,6 +145,13 @@ def config_check_args(config_dir: str) -> list[str]:
 DEFAULT_MEMORY_MIB = 1024
 DEFAULT_MAX_CONNECTIONS = 50
 MIN_MEMORY_MIB = 256
+MAX_MEMORY_MIB = 1024 * 1024  # 1 TiB: beyond it a size is a typo (1000000GiB), not a machine
+# The connection budget (recipes/server_tuning.py sizes OpenFGA's pools from it):
+SUPERUSER_RESERVED = 3  # PostgreSQL's superuser_reserved_connections default
+OTHER_ROLES_RESERVED = 5  # the migrator, the read-only role, backups, monitoring
+MIN_POOL_PER_REPLICA = 4  # the smallest useful OpenFGA pool
+MIN_MAX_CONNECTIONS = SUPERUSER_RESERVED + OTHER_ROLES_RESERVED + MIN_POOL_PER_REPLICA
+MAX_MAX_CONNECTIONS = 10000
 AUTOVACUUM_WORKERS = 3  # postgresql.conf: autovacuum_max_workers
 BACKEND_OVERHEAD_MIB = 2  # private memory of an idle backend, roughly
 _UNITS = {"": 1, "m": 1, "mi": 1, "mb": 1, "mib": 1, "g": 1024, "gi": 1024, "gb": 1024, "gib": 1024}
@@ -170,6 +177,11 @@ def parse_memory(value: str | int) -> int:
         raise PostgresConfigError(
             f"memory {mib} MiB is too small for the config: PostgreSQL for OpenFGA needs "
             f"at least {MIN_MEMORY_MIB} MiB (1GiB is the tested default)"
+        )
+    if mib > MAX_MEMORY_MIB:
+        raise PostgresConfigError(
+            f"memory {mib} MiB is more than {MAX_MEMORY_MIB // 1024 // 1024} TiB: check the unit "
+            "(write it like 1GiB or 4096MiB)"
         )
     return mib
 
@@ -212,10 +224,12 @@ def size_memory(
     connection (at least 4 MiB), wal_buffers 1/32 of shared_buffers up to 16 MiB.
     Refuses a size whose pessimistic peak does not fit."""
     mib = parse_memory(memory)
-    if not 1 <= max_connections <= 10000:
+    if not MIN_MAX_CONNECTIONS <= max_connections <= MAX_MAX_CONNECTIONS:
         raise PostgresConfigError(
-            f"max_connections {max_connections} is out of range: use 1 to 10000 "
-            "(OpenFGA opens at most 30 per server by default)"
+            f"max_connections {max_connections} is out of range: use {MIN_MAX_CONNECTIONS} to "
+            f"{MAX_MAX_CONNECTIONS} ({SUPERUSER_RESERVED} are the superuser's, "
+            f"{OTHER_ROLES_RESERVED} the migrator's, read-only role's and backups', and one "
+            f"OpenFGA pool needs {MIN_POOL_PER_REPLICA})"
         )
     shared = mib // 4
     s = MemorySettings(

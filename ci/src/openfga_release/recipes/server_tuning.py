@@ -36,12 +36,14 @@ why we change them:
 from __future__ import annotations
 
 from .errors import InputError
-from .postgres import DEFAULT_MAX_CONNECTIONS
+from .postgres import (
+    DEFAULT_MAX_CONNECTIONS,
+    MIN_POOL_PER_REPLICA,
+    OTHER_ROLES_RESERVED,
+    SUPERUSER_RESERVED,
+)
 
-SUPERUSER_RESERVED = 3  # PostgreSQL's superuser_reserved_connections default
-OTHER_ROLES_RESERVED = 5  # openfga_migrator, the read-only role, backups, monitoring
 MAX_POOL_PER_REPLICA = 32  # more gains nothing on small machines and costs PostgreSQL memory
-MIN_POOL_PER_REPLICA = 4
 MIN_IDLE = 4  # kept open while idle, so a quiet server answers the first burst warm
 CACHE_TTL = "10s"  # OpenFGA's default TTL; the controller invalidates sooner on writes
 CACHE_CONTROLLER_TTL = "10s"
