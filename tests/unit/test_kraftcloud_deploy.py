@@ -201,3 +201,30 @@ def test_status_explains_every_stopped_instance_without_env(fake: UkcFake) -> No
     text = "\n".join(out.lines)
     assert f"{spec.app}: stopped" in text and "segmentation fault" in text
     assert "OPENFGA_DATASTORE_URI" not in text and SECRETS["app"] not in text
+
+
+def test_a_stopped_instance_of_this_version_is_replaced_on_rerun(fake: UkcFake) -> None:
+    deploy(fake, FGA_OLD)
+    spec = Spec(openfga_image=FGA_OLD, postgres_image=PG)
+    app = next(i for i in fake.instances.values() if i.name == spec.app)
+    with fake.cond:
+        fake._stopped(app, 3, 2, 0)
+    out, _, _ = deploy(fake, FGA_OLD)
+    assert any("left by an earlier failed run" in ln for ln in out.lines)
+    assert next(i for i in fake.instances.values() if i.name == spec.app).state == "running"
+
+
+def test_the_program_refuses_to_run_without_its_secrets(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    from openfga_release.recipes.kraftcloud.__main__ import main
+
+    for var in ("UKC_TOKEN", "POSTGRES_APP_PASSWORD", "FGA_PRESHARED_KEYS"):
+        monkeypatch.delenv(var, raising=False)
+    argv = ["deploy", "--metro", "http://127.0.0.1:9", "--openfga-image", FGA_OLD,
+            "--postgres-image", PG]
+    assert main(argv) == 2 and "UKC_TOKEN is not set" in capsys.readouterr().out
+    monkeypatch.setenv("UKC_TOKEN", "t0ken-value-xyz")
+    assert main(argv) == 1
+    printed = capsys.readouterr().out
+    assert "POSTGRES_MIGRATOR_PASSWORD" in printed and "t0ken-value-xyz" not in printed

@@ -117,6 +117,11 @@ class Deploy:
             if stale:
                 result.removed += await self._retire(stale)
         else:
+            dead = state.instance(self.spec.app)
+            if dead is not None:  # this version's own instance, left stopped by a failed run
+                await self.platform.delete([dead.name])
+                self.out(f"removed {dead.name} ({dead.state}), left by an earlier failed run")
+            current = [i for i in current if i.name != self.spec.app]
             await self._migrate()
             if current:
                 await self._canary()
@@ -151,6 +156,11 @@ class Deploy:
             self.out(f"removed {pg.name} (image {pg.image}): replacing it on the same volume")
         passwords = None
         if new_volume:
+            missing = [k for k in ("migrator", "app", "readonly") if not self.secrets.get(k)]
+            if missing:
+                raise DeployError(
+                    f"a new database needs every role password on its first boot; missing: "
+                    f"{', '.join(missing)} (pass --{missing[0]}-password as a secret)")
             passwords = {k: self.secrets[k] for k in ("migrator", "app", "readonly")}
         inst = await p.create_instance(spec.postgres_body(passwords))
         await self._await_postgres(inst.uuid, "first boot" if passwords else "boot")
