@@ -58,7 +58,7 @@ MAIN = "OpenfgaRelease"
 def test_objects_are_registered_under_the_module_name(registration):
     objects = [s for s in plan.walk(registration) if s.name == "withObject" and s.depth == 1]
     names = sorted(o.args["name"] for o in objects)
-    assert MAIN in names and "Postgres" in names
+    assert {MAIN, "Postgres", "Backup"} <= set(names)
     assert openfga_release.OpenfgaRelease.__dagger_module__ is default_module()
 
 
@@ -112,6 +112,8 @@ def test_secrets_are_secret_typed_arguments(registration):
         (("Postgres", "service"), "app_password"),
         (("Postgres", "service"), "readonly_password"),
         (("Postgres", "service"), "tls_key"),
+        ((MAIN, "backup"), "access_key_id"),
+        ((MAIN, "backup"), "secret_access_key"),
     ):
         step = next(s for s in fns[key] if s.name == "withArg" and s.args["name"] == arg)
         kinds = [

@@ -16,6 +16,7 @@ import dagger
 from dagger import Doc, check, function
 
 from . import args, datastore, e2e, openfga
+from .backup import Backup
 from .postgres import Postgres
 from .recipes import migrate as migrations
 from .recipes import postgres as pg
@@ -107,6 +108,29 @@ class OpenfgaRelease:
             base=base, database=names.database, owner_role=names.owner,
             migrator_role=names.migrator, app_role=names.app, readonly_role=names.readonly,
         )  # fmt: skip
+
+    # -- backups
+
+    @function
+    def backup(
+        self,
+        endpoint: Annotated[str, Doc("S3 endpoint, https://... (http:// only for private hosts)")],
+        bucket: Annotated[str, Doc("bucket")],
+        access_key_id: Annotated[dagger.Secret, Doc("S3 access key id")],
+        secret_access_key: Annotated[dagger.Secret, Doc("S3 secret access key")],
+        prefix: Annotated[str, Doc("key prefix, e.g. openfga/production")] = "",
+        region: Annotated[str, Doc("S3 region")] = "us-east-1",
+        s3_ca: Annotated[dagger.File | None, Doc("CA bundle of the S3 endpoint")] = None,
+        base: args.PostgresBase = pg.POSTGRES_IMAGE,
+    ) -> Backup:
+        """Logical backups to S3-compatible storage: backup, restore, list-backups, verify."""
+        backup = Backup(
+            endpoint=endpoint, bucket=bucket, access_key_id=access_key_id,
+            secret_access_key=secret_access_key, prefix=prefix, region=region, s3_ca=s3_ca,
+            base=pg.check_image_pinned(base),
+        )  # fmt: skip
+        backup._store()  # bad object-store settings fail here, before any container
+        return backup
 
     # -- migrate, smoke, the end-to-end check
 
