@@ -7,6 +7,7 @@ failure handling), not PostgreSQL or OpenFGA inside the pods.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -378,3 +379,62 @@ def test_the_command_the_pipeline_runs(kube: ControlPlane, tmp_path: Path) -> No
     assert "openfga: deployment openfga rolled out" in done.stdout
     for value in VALUES.all():
         assert value not in dry.stdout + dry.stderr + done.stdout + done.stderr
+
+
+def _relay(listen_port: int, target_port: int) -> None:
+    """127.0.0.1:listen_port -> 127.0.0.1:target_port, one thread per direction."""
+    import socket
+    import threading
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", listen_port))
+    server.listen()
+
+    def accept() -> None:
+        while True:
+            client, _ = server.accept()
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
+def test_the_smoke_step_reaches_the_service_through_a_port_forward(
+        kube: ControlPlane, src: k8s.PostgresSources) -> None:
+    """The deploy's last step for real: `kubectl port-forward service/openfga` (apiserver ->
+    the fake node's kubelet endpoint, KWOK) and standalone/smoke.py through it. No container
+    runs here, so KWOK forwards the pod's port to the real OpenFGA binary on loopback."""
+    from openfga_release.recipes.openfga import PRESHARED_KEYS_ENV
+    from openfga_release.standalone import smoke as smoke_script
+
+    from tests.support.gobuild_local import ensure_openfga
+    from tests.support.openfga_local import run_local
+
+    key = VALUES.preshared_keys[0]
+    with run_local(str(ensure_openfga()), {PRESHARED_KEYS_ENV: key}, engine="memory") as srv:
+        _relay(kube.forward_port, int(srv.url.rsplit(":", 1)[1]))
+        ns, kubectl = fresh(kube)
+        s = spec(ns)
+        smoke = kd.port_forward_smoke(key, Path(smoke_script.__file__))
+        report = kd.deploy(kubectl, s, k8s.render(s, src), kd.secret_objects(s, VALUES),
+                           smoke=smoke)
+        assert report.steps[-1] == "smoke: passed"
+        # A wrong key fails the step with the smoke test's own words, the key never shown.
+        wrong_key = "psk-wrong-key-0123456789"
+        wrong = kd.port_forward_smoke(wrong_key, Path(smoke_script.__file__))
+        with pytest.raises(kd.DeployError, match="smoke test") as err:
+            wrong(kubectl)
+        assert wrong_key not in str(err.value) + err.value.detail

@@ -230,7 +230,7 @@ phase: Failed
 """
 
 
-def kwok_stages() -> str:
+def kwok_stages(forward_port: int = 0) -> str:
     """The node and pod "fast" stages shipped in the kwok module, read at run time, with
     two stages of ours: pods labelled :data:`FAIL_LABEL` fail, :data:`NEVER_READY_LABEL` run
     but never get Ready (the upstream stages are told to leave both alone)."""
@@ -264,6 +264,15 @@ def kwok_stages() -> str:
                      {"key": ".status.phase", "operator": "In", "values": ["Running"]}]},
                  "next": {"statusTemplate": _FAILED}},
     })
+    if forward_port:
+        # `kubectl port-forward` to any pod reaches 127.0.0.1:forward_port on this machine
+        # (apiserver -> KWOK's kubelet endpoint -> here): a local process stands in for the
+        # container, e.g. the real OpenFGA binary for the deploy's smoke step.
+        docs.append({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterPortForward",
+            "metadata": {"name": "openfga-release-loopback"},
+            "spec": {"forwards": [{"target": {"port": forward_port, "address": "127.0.0.1"}}]},
+        })
     return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
 
 
@@ -298,6 +307,13 @@ def make_certs(pki: Path) -> None:
     _openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
              "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "apiserver.crt",
              cwd=pki)  # fmt: skip
+    _openssl("req", "-new", *ec, "-subj", "/CN=kwok", "-keyout", "kwok.key",
+             "-out", "kwok.csr", cwd=pki)  # fmt: skip
+    (pki / "kwok.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", "kwok.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "kwok.cnf", "-out", "kwok.crt",
+             cwd=pki)  # fmt: skip
     _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
              "-out", "sa.key", cwd=pki)  # fmt: skip
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
@@ -326,6 +342,7 @@ class ControlPlane:
     bins: dict[str, Path]
     server: str
     admin_kubeconfig: Path
+    forward_port: int = 0  # port-forwards to any pod land on 127.0.0.1:forward_port
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _counter: int = 0
 
@@ -436,8 +453,10 @@ def start_control_plane(root: Path) -> ControlPlane:
     admin = root / "admin.kubeconfig"
     admin.write_text(kubeconfig_text(server, pki / "ca.crt", token, ADMIN_TOKEN_USER))
     admin.chmod(0o600)
-    (root / "kwok.yaml").write_text(kwok_stages())
-    cp = ControlPlane(root=root, bins=bins, server=server, admin_kubeconfig=admin)
+    forward_port, kwok_port = free_port(), free_port()
+    (root / "kwok.yaml").write_text(kwok_stages(forward_port))
+    cp = ControlPlane(root=root, bins=bins, server=server, admin_kubeconfig=admin,
+                      forward_port=forward_port)
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
 
@@ -469,6 +488,8 @@ def start_control_plane(root: Path) -> ControlPlane:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--authorization-mode=RBAC",
             "--endpoint-reconciler-type=none",
+            # The fake node's kubelet endpoint is KWOK on 127.0.0.1 (port-forward, logs).
+            "--kubelet-preferred-address-types=InternalIP",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
         ])
@@ -487,7 +508,10 @@ def start_control_plane(root: Path) -> ControlPlane:
         spawn("kwok", [str(bins["kwok"]), f"--kubeconfig={admin}", "-c", str(root / "kwok.yaml"),
                        "--manage-all-nodes=false",
                        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                       "--cidr=10.244.0.0/16", "--node-ip=10.1.0.1",
+                       "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1",
+                       f"--node-port={kwok_port}", f"--server-address=127.0.0.1:{kwok_port}",
+                       f"--tls-cert-file={pki / 'kwok.crt'}",
+                       f"--tls-private-key-file={pki / 'kwok.key'}",
                        "--node-lease-duration-seconds=40"])  # fmt: skip
         cp.apply([{"apiVersion": "v1", "kind": "Node", "metadata": {
             "name": NODE_NAME,
