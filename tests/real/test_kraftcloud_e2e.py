@@ -49,9 +49,11 @@ class World:
     edge: Edge
     outputs: list[str] = field(default_factory=list)
 
-    def deploy(self, command: str, image: str, pg: str = PG) -> subprocess.CompletedProcess[str]:
+    def deploy(self, command: str, image: str, pg: str = PG, **override: str
+               ) -> subprocess.CompletedProcess[str]:
         proc = run_deploy(self.runner, self.fake, self.edge, command, openfga_image=image,
-                          postgres_image=pg, secrets=SECRETS)
+                          postgres_image=pg, secrets={**SECRETS, **override},
+                          extra=("--migrate-timeout-s", "5"))
         self.outputs.append(proc.stdout + proc.stderr)
         return proc
 
@@ -198,5 +200,20 @@ def test_a_crashing_new_version_is_explained_and_the_old_keeps_serving(world: Wo
     assert "exited 243" in proc.stdout and "base-compat could not load the binary" in proc.stdout
     assert "CGO_ENABLED=0" in proc.stdout
     assert names(world) == before  # canary removed, nothing else touched
+    with world.client() as c:
+        assert _check(c, store)
+
+
+def test_a_failing_migration_is_explained_and_stops_the_deploy(world: World) -> None:
+    """A real failure, not an injected one: the migrator's password is wrong."""
+    store = getattr(world, "store", None) or _write_data(world)[0]
+    before = names(world)
+    wrong = "Wr0ng-migrator:pw@x"
+    proc = world.deploy("deploy", FGA_BROKEN, pg=PG_NEXT, POSTGRES_MIGRATOR_PASSWORD=wrong)
+    assert proc.returncode == 1, proc.stdout
+    assert "migrations failed" in proc.stdout
+    assert "refused the password for role openfga_migrator" in proc.stdout
+    assert wrong not in proc.stdout + proc.stderr
+    assert names(world) == before  # the one-shot instance removed, nothing else touched
     with world.client() as c:
         assert _check(c, store)

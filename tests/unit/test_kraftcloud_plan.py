@@ -50,7 +50,9 @@ def test_app_has_preshared_keys_no_playground_and_private_datastore() -> None:
 
 def test_migrate_is_one_shot_as_the_migrator() -> None:
     body = spec().migrate_body("pw")
-    assert body["restart_policy"] == "never" and body["args"][-1] == "migrate"
+    assert body["restart_policy"] == "never" and body["args"][:2] == ["/usr/bin/openfga",
+                                                                       "migrate"]
+    assert body["args"][body["args"].index("--timeout") + 1] == "30s"
     assert "openfga_migrator:pw@" in body["env"]["OPENFGA_DATASTORE_URI"]
 
 

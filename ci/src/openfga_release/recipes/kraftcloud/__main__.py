@@ -35,6 +35,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--openfga-memory-mb", type=int, default=512)
     p.add_argument("--scale-to-zero", default="idle", choices=("off", "on", "idle"))
     p.add_argument("--cooldown-ms", type=int, default=1000)
+    p.add_argument("--migrate-timeout-s", type=int, default=30)
     p.add_argument("--no-smoke", action="store_true")
     p.add_argument("--allow-tags", action="store_true", help="accept image tags (tests only)")
     p.add_argument("--ca-file", default="", help="CA bundle for the public name (tests)")
@@ -49,7 +50,8 @@ async def main_async(args: argparse.Namespace, out: Printer) -> int:
                 name=args.name, domain=args.domain, volume_size_mb=args.volume_size_mb,
                 postgres_memory_mb=args.postgres_memory_mb,
                 openfga_memory_mb=args.openfga_memory_mb, scale_to_zero=args.scale_to_zero,
-                cooldown_ms=args.cooldown_ms, allow_tags=args.allow_tags)
+                cooldown_ms=args.cooldown_ms, migrate_timeout_s=args.migrate_timeout_s,
+                allow_tags=args.allow_tags)
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
         out(f"error: {TOKEN_ENV} is not set: pass the KraftCloud token as a Dagger secret")

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..dsn import Dsn
 from ..errors import InputError
+from ..migrate import migrate_command
 from ..openfga import HTTP_PORT, PRESHARED_KEYS_ENV, server_env
 from ..postgres import PASSWORD_ENV, PORT, VOLUME, Names
 
@@ -63,6 +64,7 @@ class Spec:
     domain: str = ""  # a custom domain for the service group; "" = the platform's FQDN
     scale_to_zero: str = "idle"  # off | on | idle
     cooldown_ms: int = 1000
+    migrate_timeout_s: int = 30  # how long `openfga migrate` keeps trying to reach the database
     names: Names = field(default_factory=Names)
     allow_tags: bool = False  # tests use tags; a release passes digest references
 
@@ -141,11 +143,11 @@ class Spec:
     def migrate_body(self, migrator_password: str) -> dict[str, Any]:
         return {
             "name": self.migrate, "image": self.openfga_image,
-            "args": [BINARY, "migrate"], "memory_mb": self.openfga_memory_mb,
+            "args": migrate_command(binary=BINARY, connect_timeout=self.migrate_timeout_s),
+            "memory_mb": self.openfga_memory_mb,
             "autostart": True, "restart_policy": "never",
             "env": {"OPENFGA_DATASTORE_ENGINE": "postgres",
-                    "OPENFGA_DATASTORE_URI": self.dsn("migrator", migrator_password).secret_uri(),
-                    "OPENFGA_LOG_FORMAT": "json"},
+                    "OPENFGA_DATASTORE_URI": self.dsn("migrator", migrator_password).secret_uri()},
             "tags": self.tags("migrate"),
         }
 
