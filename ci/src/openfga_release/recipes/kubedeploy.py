@@ -52,7 +52,7 @@ Obj = dict[str, Any]
 
 # registry.k8s.io/kubectl: the official image, at the control plane's minor.
 KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.35.4"
-KUBECTL_IN_IMAGE = "/bin/kubectl"
+KUBECTL_IN_IMAGE = "/bin/kubectl"  # upstream build/server-image/kubectl/Dockerfile: COPY to /bin/
 KUBECTL_PATH = "/usr/local/bin/kubectl"  # where the pipeline puts it in the Python image
 
 POSTGRES_READY_TIMEOUT = 900.0  # first boot runs initdb and the init SQL
