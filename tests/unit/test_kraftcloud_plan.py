@@ -35,6 +35,7 @@ def test_postgres_is_private_with_its_data_on_the_volume() -> None:
     assert body["volumes"] == [{"name": "openfga-pgdata", "at": "/volume"}]
     assert not any(k.endswith("PASSWORD") for k in body["env"])
     assert spec().postgres_host == "openfga-postgres.internal"
+    assert body["hostname"] == "openfga-postgres"
 
 
 def test_app_has_preshared_keys_no_playground_and_private_datastore() -> None:

@@ -134,6 +134,7 @@ class Spec:
             env.update({PASSWORD_ENV[k]: v for k, v in first_boot_passwords.items()})
         return {
             "name": self.postgres, "image": self.postgres_image,
+            "hostname": self.postgres,  # the private name: <hostname>.internal, stable
             "memory_mb": self.postgres_memory_mb, "autostart": True,
             "restart_policy": "on-failure", "env": env,
             "volumes": [{"name": self.volume, "at": VOLUME}],
