@@ -403,16 +403,37 @@ def login(run: Runner, crane: str, address: str, username: str, password: str) -
         _ok(run, login_argv(crane, address, username), f"crane auth login {address}", password)
 
 
-def publish_image(run: Runner, plan: ImagePlan, force: bool, crane: str = "crane") -> Published:
-    """Guard, push, tag, read back. Raises before pushing anything if a guard refuses."""
-    trips = 0
-    push = False
-    forced = False
+def read_release_tags(run: Runner, plan: ImagePlan, crane: str = "crane") -> dict[str, str | None]:
+    """What each immutable tag of ``plan`` points at now (None: absent)."""
+    found: dict[str, str | None] = {}
     for tag in plan.tags.immutable:
         ref = f"{plan.repository}:{tag}"
         code, out, err = run(digest_argv(crane, ref), None)
-        trips += 1
-        existing = read_digest(code, out, err, ref)
+        found[tag] = read_digest(code, out, err, ref)
+    return found
+
+
+def publish_image(
+    run: Runner,
+    plan: ImagePlan,
+    force: bool,
+    crane: str = "crane",
+    existing_tags: dict[str, str | None] | None = None,
+) -> Published:
+    """Guard, push, tag, read back. Raises before pushing anything if a guard refuses.
+
+    ``existing_tags``: the release tags as :func:`read_release_tags` found them just
+    before (saves a round trip per tag); read here when not given.
+    """
+    trips = 0
+    push = False
+    forced = False
+    if existing_tags is None:
+        existing_tags = read_release_tags(run, plan, crane)
+        trips += len(existing_tags)
+    for tag in plan.tags.immutable:
+        ref = f"{plan.repository}:{tag}"
+        existing = existing_tags[tag]
         if guard(ref, existing, plan.root.digest, force):
             push = True
             forced = forced or existing is not None
@@ -451,9 +472,13 @@ def publish_image(run: Runner, plan: ImagePlan, force: bool, crane: str = "crane
 
 def publish(run: Runner, plan: PublishPlan) -> list[Published]:
     """Every image's guards first (nothing is pushed if any release tag would move)."""
+    found = []
     for image in plan.images:
-        for tag in image.tags.immutable:
-            ref = f"{image.repository}:{tag}"
-            code, out, err = run(digest_argv(plan.crane, ref), None)
-            guard(ref, read_digest(code, out, err, ref), image.root.digest, plan.force)
-    return [publish_image(run, image, plan.force, plan.crane) for image in plan.images]
+        tags = read_release_tags(run, image, plan.crane)
+        for tag, existing in tags.items():
+            guard(f"{image.repository}:{tag}", existing, image.root.digest, plan.force)
+        found.append(tags)
+    return [
+        publish_image(run, image, plan.force, plan.crane, existing_tags=tags)
+        for image, tags in zip(plan.images, found, strict=True)
+    ]
