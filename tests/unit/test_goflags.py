@@ -12,8 +12,10 @@ from openfga_release.recipes.gobuild import (
     check_go_flags,
     check_link_flags,
     check_tags,
+    recipe_for,
 )
 from openfga_release.recipes.goflags import FlagSyntaxError
+from openfga_release.recipes.releases import RELEASES
 
 
 def recipe(**kw) -> BuildRecipe:
@@ -251,3 +253,98 @@ def test_reserved_or_malformed_tags_are_refused(tag: str) -> None:
 def test_netgo_always_stays_first_and_once() -> None:
     r = recipe(tags=["osusergo,netgo"])
     assert r.build_args()[r.build_args().index("-tags") + 1] == "netgo,osusergo"
+
+
+# ------------------------------------------------------------ what mutation testing asked for
+
+
+@pytest.mark.parametrize(
+    ("given", "normalised"),
+    [
+        (["-v=false"], ["-v=false"]),  # a boolean flag may also be switched off
+        (["-x=0", "-a=true"], ["-x=0", "-a=true"]),
+        (["-mod readonly"], ["-mod=readonly"]),  # value flags: the space form, as Go reads it
+        (["-buildmode exe"], ["-buildmode=exe"]),
+        (["-buildmode=default"], ["-buildmode=default"]),
+        (["-pgo off"], ["-pgo=off"]),
+        (["-buildvcs=0"], ["-buildvcs=0"]),
+    ],
+)
+def test_more_allowed_go_flag_spellings(given: list[str], normalised: list[str]) -> None:
+    assert check_go_flags(given) == normalised
+
+
+@pytest.mark.parametrize(
+    "flag", ["-mod=default", "-pgo=exe", "-buildvcs=default", "-p=exe", "-trimpath=exe", "-v=maybe"]
+)
+def test_allowed_values_belong_to_their_own_flag(flag: str) -> None:
+    with pytest.raises(InputError):
+        check_go_flags([flag])
+
+
+@pytest.mark.parametrize(
+    ("given", "out"),
+    [
+        (["-s"], ["-s"]),
+        (["-w=true", "--s=1"], ["-w=true", "-s=1"]),
+        (["-linkmode internal"], ["-linkmode=internal"]),
+        (["-buildmode exe"], ["-buildmode=exe"]),
+        (["-X main.x=a=b"], ["-X", "main.x=a=b"]),  # the value may itself hold '='
+        (["-X=main.x="], ["-X", "main.x="]),
+        (["-X", "example.com/m/pkg.Name=v"], ["-X", "example.com/m/pkg.Name=v"]),
+    ],
+)
+def test_allowed_linker_flags_pass_normalised(given: list[str], out: list[str]) -> None:
+    assert check_link_flags(given) == out
+
+
+@pytest.mark.parametrize("flag", ["-linkmode=auto", "-buildmode=default", "-s=maybe", "-X main"])
+def test_linker_values_outside_the_allow_list_are_refused(flag: str) -> None:
+    with pytest.raises(InputError):
+        check_link_flags([flag])
+
+
+def test_the_recipes_argv_are_exact() -> None:
+    r = BuildRecipe.for_release(RELEASES["v1.18.1"])
+    assert r.link_flags() == (
+        "-s -w -X github.com/openfga/openfga/internal/build.Version=v1.18.1 "
+        "-X github.com/openfga/openfga/internal/build.Commit="
+        "69efbd95b3d44afb2e2567d485dcc792c7d79e3f "
+        "-X github.com/openfga/openfga/internal/build.Date=2026-06-29T18:39:00Z"
+    )
+    assert r.verify_args() == ["go", "mod", "verify"]
+    assert r.elfcheck_args("/c/e.py", "/b") == [
+        "python3", "/c/e.py", "--arch", "amd64", "--expect-version", "v1.18.1",
+        "--expect-date", "2026-06-29T18:39:00Z", "/b",
+    ]  # fmt: skip
+    assert r.modverify_args("/c/m.py", "/src") == [
+        "python3", "/c/m.py", "--module", "github.com/openfga/openfga", "--version", "v1.18.1",
+        "--sum", "h1:scfXscw1co45EJxPHSWQ9OXso+MnmkkGEdQ3+Y2P4mo=", "/src",
+    ]  # fmt: skip
+    fork = BuildRecipe.create(version="v1.22.1-acme.1")
+    assert fork.elfcheck_args("/e", "/b") == [
+        "python3", "/e", "--arch", "amd64", "--expect-version", "v1.22.1-acme.1", "/b",
+    ]  # fmt: skip
+
+
+def test_recipe_for_passes_every_input_through() -> None:
+    rel = recipe_for("v1.21.0", from_source=False, arch="arm64", tags=["osusergo"],
+                     go_flags=["-v"], ldflags=["-X main.f=1"])  # fmt: skip
+    assert (rel.version, rel.arch, rel.tags, rel.go_flags, rel.ldflags) == (
+        "v1.21.0", "arm64", ("osusergo",), ("-v",), ("-X", "main.f=1"),
+    )  # fmt: skip
+    assert rel.date == "2026-09-20T16:11:15Z" and rel.module_sum is not None
+    src = recipe_for("v1.22.1-a.1", from_source=True, arch="arm64", commit="abc1234",
+                     date="2026-01-02T03:04:05Z", tags=["osusergo"], go_flags=["-x"],
+                     ldflags=["-w"])  # fmt: skip
+    assert (src.arch, src.commit, src.date, src.tags, src.go_flags, src.ldflags) == (
+        "arm64", "abc1234", "2026-01-02T03:04:05Z", ("osusergo",), ("-x",), ("-w",),
+    )  # fmt: skip
+    assert recipe_for("", from_source=False).version == "v1.22.1"  # the pinned default
+
+
+def test_the_build_environment_is_exact() -> None:
+    assert recipe(arch="arm64").env() == {
+        "CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "arm64", "GOTOOLCHAIN": "local",
+        "GOFLAGS": "-mod=readonly",
+    }  # fmt: skip
