@@ -146,6 +146,7 @@ class FakeVolume:
     created_at: str
     attached_to: str | None = None  # instance uuid
     at: str = ""
+    delete_lock: bool = False
 
 
 @dataclass
@@ -501,7 +502,8 @@ class UkcFake:
         out: dict[str, Any] = {
             "status": "success", "uuid": v.uuid, "name": v.name, "created_at": v.created_at,
             "state": "mounted" if v.attached_to else "available", "size_mb": v.size_mb,
-            "persistent": True, "quota_policy": "static", "access_mode": "rwo"}
+            "persistent": True, "quota_policy": "static", "access_mode": "rwo",
+            "delete_lock": v.delete_lock}
         if v.attached_to and v.attached_to in self.instances:
             inst = self.instances[v.attached_to]
             out["attached_to"] = [{"uuid": inst.uuid, "name": inst.name}]
@@ -753,6 +755,39 @@ class UkcFake:
             self.volume_created(v)
             return self.envelope("volumes", [{"status": "success", "uuid": v.uuid,
                                               "name": v.name, "state": "available"}])
+
+    def op_update_volumes(self, body: Any, query: Any) -> dict[str, Any]:
+        items = []
+        with self.cond:
+            for item in body:
+                v = next((x for x in self.volumes.values()
+                          if item.uuid == x.uuid or item.name == x.name), None)
+                if v is None:
+                    items.append({"status": "error", "name": item.name, "error": 404,
+                                  "message": "FAKE: no such volume"})
+                    continue
+                if item.prop != "delete_lock" or item.op != "set":
+                    raise ApiError(501, f"FAKE: only delete_lock/set is modelled, not "
+                                   f"{item.prop}/{item.op}")
+                v.delete_lock = bool(item.value)
+                items.append({"status": "success", "uuid": v.uuid, "name": v.name})
+        return self.envelope("volumes", items)
+
+    def op_delete_volumes(self, body: Any, query: Any) -> dict[str, Any]:
+        items = []
+        with self.cond:
+            for item in body:
+                v = next((x for x in self.volumes.values()
+                          if item.uuid == x.uuid or item.name == x.name), None)
+                if v is None or v.delete_lock or v.attached_to:
+                    why = ("no such volume" if v is None else
+                           "delete_lock is set" if v.delete_lock else "attached")
+                    items.append({"status": "error", "name": item.name, "error": 409,
+                                  "message": f"FAKE: {why}"})
+                    continue
+                del self.volumes[v.uuid]
+                items.append({"status": "success", "uuid": v.uuid, "name": v.name})
+        return self.envelope("volumes", items)
 
     def volume_created(self, v: FakeVolume) -> None:
         """Hook for runners that back volumes with directories."""

@@ -77,6 +77,7 @@ def test_fresh_deploy_then_redeploy_keeps_everything(fake: UkcFake) -> None:
     pg = next(i for i in fake.instances.values() if i.name == spec.postgres)
     assert not any(k.endswith("_PASSWORD") for k in pg.env)  # first boot only
     assert [i.name for i in fake.instances.values() if i.group] == [spec.app]  # pg: no port
+    assert all(v.delete_lock for v in fake.volumes.values())  # the platform refuses deletes
     creates_before = fake.ops().count("create_instance")
     assert creates_before == 4  # postgres (with passwords), postgres again, migrate, openfga
     out2, _, _ = deploy(fake)

@@ -146,3 +146,15 @@ def test_crash_with_a_chosen_stop_code(fake: UkcFake) -> None:
             return (await api.instances.get_instance_by_uuid(uuid)).data.instances[0]
     got = run(go())
     assert got.state == "stopped" and got.stop_reason == 1 and got.stop_code == code
+
+
+def test_a_locked_volume_cannot_be_deleted(fake: UkcFake) -> None:
+    async def go() -> m.DeleteVolumesResponse:
+        async with await _client(fake) as ukc:
+            api = ukc.api.platform
+            await api.volumes.create_volume(body=m.CreateVolumeRequest(name="d", size_mb=8))
+            await api.volumes.update_volumes(body=[m.UpdateVolumesRequestItem(
+                name="d", prop="delete_lock", op="set", value=True)])
+            return await api.volumes.delete_volumes(body=[m.NameOrUUID(name="d")])
+    resp = run(go())
+    assert resp.status == "error" and "delete_lock" in (resp.data.volumes[0].message or "")

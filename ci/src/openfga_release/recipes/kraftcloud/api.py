@@ -210,6 +210,16 @@ class Platform:
             "create volume", lambda: self.api.volumes.create_volume(body=body),
             idempotent=False), "volumes")
 
+    async def lock_volume(self, name: str) -> None:
+        """Set the volume's delete_lock: the platform then refuses to delete it."""
+        from unikraft_cloud.api.platform import models_gen as m
+
+        body = [m.UpdateVolumesRequestItem.model_validate(
+            {"name": name, "prop": "delete_lock", "op": "set", "value": True})]
+        self.items("lock volume", await self.call(
+            "lock volume", lambda: self.api.volumes.update_volumes(body=body),
+            idempotent=True), "volumes")
+
     async def create_service_group(self, body: dict[str, Any]) -> str:
         from unikraft_cloud.api.platform import models_gen as m
 

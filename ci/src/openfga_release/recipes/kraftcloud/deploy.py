@@ -139,7 +139,9 @@ class Deploy:
         if self.spec.volume in state.volumes:
             return False
         await self.platform.create_volume(self.spec.volume, self.spec.volume_size_mb)
-        self.out(f"created volume {self.spec.volume} ({self.spec.volume_size_mb} MiB)")
+        await self.platform.lock_volume(self.spec.volume)
+        self.out(f"created volume {self.spec.volume} ({self.spec.volume_size_mb} MiB, "
+                 "delete_lock set)")
         return True
 
     async def _postgres(self, state: State, new_volume: bool) -> None:
