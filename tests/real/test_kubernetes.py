@@ -438,3 +438,52 @@ def test_the_smoke_step_reaches_the_service_through_a_port_forward(
         with pytest.raises(kd.DeployError, match="smoke test") as err:
             wrong(kubectl)
         assert wrong_key not in str(err.value) + err.value.detail
+
+
+def test_cnpg_flavor_deploys_in_order_with_its_minimal_role(
+        kube: ControlPlane, cnpg_crds: None, src: k8s.PostgresSources) -> None:
+    """The CloudNativePG flavor's ordering: the deploy waits for the Cluster's Ready
+    condition before the migration Job. No operator runs here (its kinds are our own CRDs):
+    this test plays the operator's one part the deploy reads, setting Ready once."""
+    import calendar
+    import threading
+    import time
+
+    ns = kube.create_namespace("cnpg")
+    kubeconfig = kube.restricted_kubeconfig(ns, kd.deploy_role(ns, "cnpg")["rules"])
+    kubectl = kubectl_for(kube, kubeconfig, ns)
+    s = spec(ns, flavor="cnpg")
+    ready_at: list[float] = []
+
+    def operator() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if kube.kubectl("get", "clusters.postgresql.cnpg.io", k8s.POSTGRES, "-n", ns,
+                            check=False).returncode == 0:
+                time.sleep(2)  # the deploy is now waiting on it
+                ready_at.append(time.time())
+                kube.kubectl("patch", "clusters.postgresql.cnpg.io", k8s.POSTGRES, "-n", ns,
+                             "--subresource=status", "--type=merge", "-p",
+                             json.dumps({"status": {"conditions": [{
+                                 "type": "Ready", "status": "True", "reason": "ClusterIsReady",
+                                 "message": "set by the test", "lastTransitionTime":
+                                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]}}))
+                return
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    report = kd.deploy(kubectl, s, k8s.render(s, src), kd.secret_objects(s, VALUES))
+    thread.join(timeout=5)
+    assert [line.split(":")[0] for line in report.steps] == [
+        "secrets", "postgres", "migrate", "openfga"]
+    job = kubectl.get("job", k8s.migrate_job_name(s.openfga_version, s.openfga_image))
+    assert job is not None and ready_at
+    created = calendar.timegm(time.strptime(job["metadata"]["creationTimestamp"],
+                                            "%Y-%m-%dT%H:%M:%SZ"))
+    assert created >= int(ready_at[0]) - 1  # the Job came after Ready, not before
+    for kind in ("poolers", "scheduledbackups"):
+        assert kube.get_json(f"{kind}.postgresql.cnpg.io", "-n", ns)["items"]
+    assert kube.get_json("objectstores.barmancloud.cnpg.io", "-n", ns)["items"]
+    secret = kube.get_json("secret", k8s.ROLE_SECRET["app"], "-n", ns)
+    assert secret["type"] == "kubernetes.io/basic-auth"
