@@ -235,7 +235,12 @@ def test_dry_run_builds_every_artifact_and_pushes_nothing(monkeypatch) -> None:
         assert not plan.calls(obj, "publish")
     files = [s.args["path"] for s in plan.calls(dist, "withFile")]
     assert files == ["openfga_1.22.1_linux_amd64", "openfga_1.22.1_linux_arm64"]
-    sbom_outputs = [a[a.index("--output") + 1] for a in plan.execs(dist) if "--output" in a]
+    jobs_file = next(
+        s.args["contents"] for s in plan.walk(dist)
+        if s.name == "withNewFile" and s.args["path"] == "/in/sbom-jobs.json"
+    )  # fmt: skip
+    sbom_outputs = [job[job.index("--output") + 1] for job in json.loads(jobs_file)]
+    assert ["python3", "/tools/sbom.py", "--batch", "/in/sbom-jobs.json"] in plan.execs(dist)
     assert sorted(s.rsplit("/", 1)[1] for s in sbom_outputs) == sorted(
         [rel.binary_sbom_name("v1.22.1", p) for p in pub.PLATFORMS]
         + [rel.image_sbom_name(n, "v1.22.1", p) for n in ("openfga", "postgres")

@@ -170,3 +170,21 @@ def test_dist_checksums_and_manifest_are_reproducible(tmp_path: Path, binary, bu
     assert manifest["images"]["openfga"]["digest_ref"].startswith("ghcr.io/acme/openfga@sha256:")
     assert sorted(manifest["images"]["postgres"]["platforms"]) == ["linux/amd64", "linux/arm64"]
     assert manifest["published"] is False
+
+
+def test_batch_gives_the_same_documents_in_one_process(tmp_path: Path, binary, buildinfo) -> None:
+    """The pipeline's form (`sbom.py --batch jobs.json`): same bytes as one run per document."""
+    out = tmp_path / "sboms"
+    out.mkdir()
+    common = ["--version", DEFAULT_VERSION, "--date", DATE, "--platform", "linux/amd64",
+              "--buildinfo", str(buildinfo)]  # fmt: skip
+    jobs = [
+        ["binary", "--name", "openfga", *common, "--sha256-of", str(binary),
+         "--output", str(out / "bin.cdx.json")],
+        ["image", "--name", "ghcr.io/acme/openfga", *common, "--sha256", "cd" * 32,
+         "--binary-sha256-of", str(binary), "--output", str(out / "img.cdx.json")],
+    ]  # fmt: skip
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    sbom("--batch", str(tmp_path / "jobs.json"))
+    assert (out / "bin.cdx.json").read_text() == binary_sbom(binary, buildinfo)
+    valid((out / "img.cdx.json").read_text())

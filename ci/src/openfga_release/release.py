@@ -113,39 +113,44 @@ def sboms(
     binaries: Mapping[str, dagger.File],
     images: Mapping[str, Mapping[str, Any]],
 ) -> dagger.Directory:
-    """Every SBOM of the release, named as in dist/."""
+    """Every SBOM of the release, named as in dist/: one process (``sbom.py --batch``)."""
     v, date = inputs.version, inputs.date
     ctr = sbom_tool(inputs.python_image)
+    jobs: list[list[str]] = []
     for platform, binary in sorted(binaries.items()):
         arch = arch_of(platform)
-        ctr = (
-            ctr.with_mounted_file(f"/in/{arch}/openfga", binary)
-            .with_mounted_file(f"/in/{arch}/bi.json", buildinfo(binary, inputs.go_image))
-            .with_exec([
-                "python3", "/tools/sbom.py", "binary", "--name", "openfga", "--version", v,
-                "--date", date, "--platform", platform, "--buildinfo", f"/in/{arch}/bi.json",
-                "--sha256-of", f"/in/{arch}/openfga",
-                "--output", f"{SBOM_DIR}/{rel.binary_sbom_name(v, platform)}",
-            ])
-        )  # fmt: skip
+        ctr = ctr.with_mounted_file(f"/in/{arch}/openfga", binary).with_mounted_file(
+            f"/in/{arch}/bi.json", buildinfo(binary, inputs.go_image)
+        )
+        jobs.append([
+            "binary", "--name", "openfga", "--version", v, "--date", date,
+            "--platform", platform, "--buildinfo", f"/in/{arch}/bi.json",
+            "--sha256-of", f"/in/{arch}/openfga",
+            "--output", f"{SBOM_DIR}/{rel.binary_sbom_name(v, platform)}",
+        ])  # fmt: skip
     for name, entry in sorted(images.items()):
         for platform, digest in sorted(entry["platforms"].items()):
             base = "/".join(platform.split("/")[:2])
             arch = arch_of(base)
-            argv = [
-                "python3", "/tools/sbom.py", "image", "--name", entry["repository"],
-                "--version", v, "--date", date, "--platform", base, "--sha256", digest[7:],
+            job = [
+                "image", "--name", entry["repository"], "--version", v, "--date", date,
+                "--platform", base, "--sha256", digest[7:],
                 "--output", f"{SBOM_DIR}/{rel.image_sbom_name(name, v, base)}",
             ]  # fmt: skip
             if name == "openfga":
-                argv += ["--buildinfo", f"/in/{arch}/bi.json",
-                         "--binary-sha256-of", f"/in/{arch}/openfga"]  # fmt: skip
+                job += ["--buildinfo", f"/in/{arch}/bi.json",
+                        "--binary-sha256-of", f"/in/{arch}/openfga"]  # fmt: skip
             else:
                 status = inputs.images[name](arch).file("/var/lib/dpkg/status")
                 ctr = ctr.with_mounted_file(f"/in/{name}-{arch}.dpkg", status)
-                argv += ["--dpkg-status", f"/in/{name}-{arch}.dpkg"]
-            ctr = ctr.with_exec(argv)
-    return ctr.directory(SBOM_DIR)
+                job += ["--dpkg-status", f"/in/{name}-{arch}.dpkg"]
+            jobs.append(job)
+    return (
+        ctr.with_new_file("/in/sbom-jobs.json", json.dumps(jobs, indent=1))
+        .with_exec(["mkdir", "-p", SBOM_DIR])
+        .with_exec(["python3", "/tools/sbom.py", "--batch", "/in/sbom-jobs.json"])
+        .directory(SBOM_DIR)
+    )
 
 
 def layouts(inputs: Inputs) -> dict[str, dagger.Directory]:

@@ -20,6 +20,7 @@ The document is validated against the official CycloneDX 1.6 JSON schema
         --platform linux/amd64 --sha256 HEX --date 2026-10-28T12:53:36Z --output out.cdx.json
     python3 sbom.py image --buildinfo bi.json --name REPO --version v1.22.1 ...
     python3 sbom.py image --dpkg-status status --name REPO --version v1.22.1 ...
+    python3 sbom.py --batch jobs.json     # a JSON list of argument lists, one process
 """
 
 from __future__ import annotations
@@ -226,5 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def batch(path: str) -> int:
+    """Several documents in one process (``--batch jobs.json``: a list of argument lists):
+    the library and its schema validator are imported once, not once per SBOM."""
+    jobs = json.loads(Path(path).read_text())
+    return max((main([str(a) for a in job]) for job in jobs), default=0)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--batch"] and len(sys.argv) == 3:
+        sys.exit(batch(sys.argv[2]))
     sys.exit(main())
