@@ -528,3 +528,125 @@ def test_private_names() -> None:
     assert not dsn.is_private("evil.com") and not dsn.is_private("x.internal.evil.com")
     assert dsn.default_sslmode("x.svc") == "prefer"
     assert dsn.default_sslmode("x.example.com") == "require"
+
+
+# -- details the mutation run asked for (scripts/mutation-dsn) -------------------------
+
+
+def test_hex_digits_are_exactly_0_9_a_f() -> None:
+    assert pgx_config("postgres://u:%6f%6F%4a%39%30@h/d").password == "ooJ90"
+    for bad in ("%3:", "%6g", "%6G", "%/0", "%@0", "%`0"):
+        assert refused(f"postgres://u:{bad}@h/d") == (
+            "a % in the datastore URI does not start a %XX escape"
+        )
+
+
+def test_spaces_around_a_component_are_trimmed_one_by_one() -> None:
+    assert pgx_config("postgres://u: ab@h/d").password == "ab"
+    assert pgx_config("postgres://u:   ab   @h/d").password == "ab"
+    assert pgx_config("postgres://u:ab @h/d").password == "ab"
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        ("postgres://u:p@a@h/d?x=y://z",
+         "it holds more than one @ (an @ in the password must be %40)"),
+        ("postgres://u:p%zz@h/d", "a user, password, host, port or database holds a character "
+         "that must be encoded"),
+        ("postgres://u:p!w@h/d?a=b", "a user, password, host, port or database holds a character "
+         "that must be encoded"),
+        ("postgres://u:p@h/d?A=b?c=d", "its query is not key=value pairs joined by & with "
+         "lower-case keys"),
+        ("postgres://u:p@h/d?a=b?c", "a user, password, host, port or database holds a "
+         "character that must be encoded"),
+        ("postgres://u:p@h%41/d",
+         "a host is percent-encoded; name hosts plainly (no unix sockets)"),
+    ],
+)  # fmt: skip
+def test_diagnosis_names_the_first_broken_part(uri: str, why: str) -> None:
+    with pytest.raises(DsnError) as err:
+        check_datastore_uri(uri)
+    assert str(err.value) == (
+        f"the datastore URI does not have the accepted shape: {why}; {dsn._SHAPE_HELP}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "what"),
+    [("host", "the host"), ("hostaddr", "the host"), ("port", "the port"), ("user", "the user"),
+     ("password", "the password"), ("database", "the database"), ("dbname", "the database")],
+)  # fmt: skip
+def test_override_refusals_name_what_is_overridden(key: str, what: str) -> None:
+    with pytest.raises(DsnError) as err:
+        check_datastore_uri(U + f"db.internal/openfga?{key}=x")
+    assert str(err.value) == (
+        f"the datastore URI's query sets {key}=, which overrides {what} before the path for pgx "
+        "but not for Go's url package that OpenFGA also reads it with: name the user, password, "
+        "hosts and database only in their place (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"
+    )
+
+
+def test_exact_tls_messages() -> None:
+    with pytest.raises(DsnError) as err:
+        dsn.check_tls(pgx_config("host=/tmp"))
+    assert str(err.value) == (
+        "the datastore URI names a unix-socket directory as a host, which cannot reach a "
+        "database from the OpenFGA container: give a host name"
+    )
+    with pytest.raises(DsnError) as err:
+        dsn.check_sslmode("db.example.com", "prefer")
+    assert str(err.value) == (
+        "sslmode=prefer for db.example.com: that host is not loopback or private, so the "
+        "password would cross the network unencrypted. Use sslmode=require (or verify-full with "
+        "sslrootcert), or reach the database by a private name such as <name>.internal"
+    )
+    with pytest.raises(DsnError) as err:
+        dsn.check_sslmode("db.internal", "on")
+    assert str(err.value) == (
+        "sslmode is not one of disable, allow, prefer, require, verify-ca, verify-full"
+    )
+    assert not dsn.is_private("X10.0.0.1") and not dsn.is_private("[10.0.0.1]x.example.com")
+
+
+def test_as_given_passes_the_environment_on_and_keeps_blank_values() -> None:
+    with pytest.raises(DsnError, match=r"^the environment sets PGHOST"):
+        check_uri_as_given(U + "db.internal/openfga", {"PGHOST": "x"})
+    assert check_uri_as_given(U + "h.internal/d?application_name=").params == {
+        "application_name": ""
+    }
+    assert Dsn.parse(U + "h.internal/d?application_name=").params == {"application_name": ""}
+
+
+def test_builder_encodes_and_copies() -> None:
+    params = {"sslrootcert": "/a"}
+    d = Dsn(host="h", database="d/b", user="u/s", password="p/w", params=params)
+    params["sslrootcert"] = "/b"
+    assert d.params == {"sslrootcert": "/a"}
+    assert d.secret_uri().startswith("postgres://u%2Fs:p%2Fw@h:5432/d%2Fb?")
+    bare = Dsn(host="h", database="d", user="u")
+    assert bare.secret_uri() == bare.public_uri() == str(bare)
+    assert "***" not in str(bare)
+
+
+def test_redaction_forms_and_order() -> None:
+    from openfga_release.recipes.dsn import redact
+
+    secret = 'ab"cd\\ef/g h'
+    go = 'ab\\"cd\\\\ef/g h'
+    forms = [secret, go, go.replace("\\", "\\\\"), "ab%22cd%5Cef%2Fg%20h", "ab%22cd%5Cef/g%20h",
+             "ab%22cd%5Cef%2Fg+h"]  # fmt: skip
+    for form in forms:
+        assert redact(f"<{form}>", [secret]) == "<***>", form
+    assert redact("xabcdx", ["abcd"]) == "x***x"
+    assert redact("xabcx a-abc", ["abc"]) == "xabcx a-***"
+    assert redact("[abcdefgh]", ["abcd", "abcdefgh"]) == "[***]"
+    assert redact("[abcdefgh]", ["abcdefgh", "abcd"]) == "[***]"
+    assert redact("x cannot parse `postgres://u:p@h:5x/d`: invalid port") == (
+        "x cannot parse `<datastore URI, redacted>`: invalid port"
+    )
+    assert redact("cannot parse `host=h password=pw`") == (
+        "cannot parse `<datastore URI, redacted>`: "
+    )
+    assert redact("conn: host=h password='a b' user=u") == "conn: host=h password=*** user=u"
+    assert redact("conn: password=ab\\ cd") == "conn: password=***\\ cd"

@@ -599,7 +599,7 @@ def check_tls(config: PgxConfig) -> None:
                 "?sslmode=require (or verify-full) to the URI"
             )
         raise DsnError(
-            f"sslmode={config.sslmode or 'prefer'} for {attempt.host} (an empty sslmode= is "
+            f"sslmode={config.sslmode} for {attempt.host} (an empty sslmode= is "
             "prefer): that host is not loopback or private, so pgx would try it without TLS "
             "and the password could cross the network unencrypted. Use sslmode=require (or "
             "verify-full with sslrootcert), or reach the database by a private name such as "
@@ -729,7 +729,7 @@ class Dsn:
             object.__setattr__(self, "password", None)
         check_password(self.password, "the datastore password")
         bad = sorted(k for k in self.params if k not in ALLOWED_QUERY_KEYS or k == "sslmode")
-        if bad or "password" in self.params:
+        if bad:
             raise DsnError(
                 "give sslmode and password as their own fields; params may hold only "
                 + ", ".join(k for k in ALLOWED_QUERY_KEYS if k != "sslmode")
