@@ -13,15 +13,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import dagger
-from dagger import Doc, check, function
+from dagger import DefaultPath, Doc, check, function
 
 from . import args, datastore, e2e, openfga
 from .backup import Backup
-from .postgres import Postgres
+from .kraftcloud import KraftCloud
+from .postgres import Postgres, postgres_rootfs
 from .recipes import migrate as migrations
 from .recipes import postgres as pg
 from .recipes.errors import InputError
 from .recipes.gobuild import recipe_for
+from .recipes.kraftcloud import package as kraft_pkg
 from .recipes.releases import DEFAULT_VERSION, GO_IMAGE
 from .sdk import object_type
 from .standalone import smoke as smoke_script
@@ -107,6 +109,45 @@ class OpenfgaRelease:
             config=self.postgres_config, memory=memory, max_connections=max_connections,
             base=base, database=names.database, owner_role=names.owner,
             migrator_role=names.migrator, app_role=names.app, readonly_role=names.readonly,
+        )  # fmt: skip
+
+    # -- KraftCloud
+
+    @function
+    def kraftcloud(
+        self,
+        kraftfiles: Annotated[
+            dagger.Directory,
+            DefaultPath("/kraftfiles"),
+            Doc("the Kraftfiles (kraftfiles/openfga, kraftfiles/postgres)"),
+        ],
+        token: Annotated[dagger.Secret | None, Doc("KraftCloud token (env://UKC_TOKEN)")] = None,
+        metro: Annotated[str, Doc("metro (fra, dal, sin, ...) or an API URL")] = "fra",
+        user: Annotated[str, Doc("registry namespace: index.unikraft.io/<user>/...")] = "",
+        name: Annotated[str, Doc("prefix of every resource (instances, volume, service)")] = (
+            "openfga"
+        ),
+        kraft_sha256: Annotated[str, Doc("SHA-256 of the pinned kraft release archive")] = (
+            kraft_pkg.KRAFT_SHA256
+        ),
+        domain: Annotated[str, Doc("custom domain ('' = the platform's name)")] = "",
+        scale_to_zero: Annotated[str, Doc("off, on or idle")] = "idle",
+        openfga_memory_mb: Annotated[int, Doc("OpenFGA instance memory")] = 512,
+        postgres_memory_mb: Annotated[int, Doc("PostgreSQL instance memory")] = 1024,
+        volume_size_mb: Annotated[int, Doc("PostgreSQL volume (never deleted)")] = 1024,
+        postgres_memory: args.Memory = "640MiB",
+    ) -> KraftCloud:
+        """OpenFGA + PostgreSQL on KraftCloud: package, deploy, dry-run, status."""
+        postgres = None
+        if self.postgres_config is not None:
+            postgres = postgres_rootfs(self.postgres_config, memory=postgres_memory)
+        return KraftCloud(
+            token=token, metro=metro, user=user, name=name, kraftfiles=kraftfiles,
+            kraft_sha256=kraft_sha256, domain=domain, scale_to_zero=scale_to_zero,
+            openfga_memory_mb=openfga_memory_mb, postgres_memory_mb=postgres_memory_mb,
+            volume_size_mb=volume_size_mb,
+            # Lazy: nothing is built until `package` runs. Unikraft runs amd64 here.
+            openfga_rootfs=openfga.image(self._build("amd64")).rootfs(), postgres_rootfs=postgres,
         )  # fmt: skip
 
     # -- backups
