@@ -26,12 +26,12 @@ why we change them:
   after a write (less with the controller); a client that must see its own
   write asks for ``consistency: HIGHER_CONSISTENCY`` on that request, which
   bypasses the caches (docs/consistency.md).
-* **ListObjects iterator cache** stays off (OpenFGA's default): measured, it
-  cost ListObjects throughput (95 -> 71 and 156 -> 97 requests/s at 20k and
-  100k tuples).
+* **ListObjects iterator cache** stays off (OpenFGA's default): it looked
+  slower in one run (ListObjects 95 -> 71 requests/s at 20k tuples), within
+  that machine's noise: no evidence to turn it on.
 * **Dispatch throttling** stays off (OpenFGA's default): measured here with the
   benchmark's multi-hop model, turning it on for Check and ListObjects halved
-  throughput (check 109 -> 61 requests/s, batch-check 11.8 -> 4.7), since
+  throughput in two runs (check 109 -> 61 and 160 -> 64 requests/s), since
   ordinary requests of a nested model pass its threshold of 100 dispatches.
 * **Timeouts**: OpenFGA's (request 3 s, ListObjects/ListUsers deadline 3 s)
   are kept: they bound a request, they are not a speed knob.
