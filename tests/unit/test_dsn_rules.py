@@ -650,3 +650,21 @@ def test_redaction_forms_and_order() -> None:
     )
     assert redact("conn: host=h password='a b' user=u") == "conn: host=h password=*** user=u"
     assert redact("conn: password=ab\\ cd") == "conn: password=***\\ cd"
+
+
+def test_authority_edges() -> None:
+    assert attempts("postgres://@h/d?sslmode=disable") == [("h", 5432, False)]
+    assert pgx_config("postgres://@h/d").user == ""
+    assert attempts("postgres://u@h:6543") == [("h", 6543, True), ("h", 6543, False)]
+    assert pgx_config("postgres://u@h:6543").database == ""
+    assert refused("postgres://u@h:5X/d") == (
+        "a port of the datastore URI is not a number from 1 to 65535"
+    )
+    assert attempts("postgres://u@hXy/d?sslmode=disable") == [("hXy", 5432, False)]
+    assert attempts("postgres://u@[::1]") == [("::1", 5432, True), ("::1", 5432, False)]
+    # An empty password in the URI leaves the environment's in force, as in pgx.
+    assert pgx_config("postgres://u:@h/d", {"PGPASSWORD": "ep"}).password == "ep"
+    assert pgx_config("postgres://u:x@h/d", {"PGPASSWORD": "ep"}).password == "x"
+    # Bytes that are not UTF-8 pass through as pgx passes them (no decoding).
+    assert pgx_config("postgres://u:\udcff@h/d").password == "\udcff"
+    assert pgx_config("postgres://u:%FF@h/d").password == "\udcff"
