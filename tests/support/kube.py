@@ -440,9 +440,32 @@ def _ready(url: str, ca: Path, token: str) -> bool:
         return False
 
 
-def start_control_plane(root: Path) -> ControlPlane:
+def _log_tails(root: Path, chars: int = 1500) -> str:
+    out = []
+    for log in sorted((root / "logs").glob("*.log")):
+        out.append(f"--- {log.name} ---\n{log.read_text(errors='replace')[-chars:]}")
+    return "\n".join(out)
+
+
+def start_control_plane(root: Path, attempts: int = 2) -> ControlPlane:
     """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK with one fake
-    node, on 127.0.0.1 under ``root``; returns once the node is Ready."""
+    node, on 127.0.0.1 under ``root``; returns once the node is Ready. A failed start (a
+    loopback port taken between choosing and binding it, on a shared machine) is retried
+    once on fresh ports; the error carries every component's log tail."""
+    for attempt in range(1, attempts + 1):
+        run_root = root / f"run-{attempt}"
+        run_root.mkdir(parents=True, exist_ok=True)
+        try:
+            return _start_control_plane(run_root)
+        except Exception as exc:
+            if attempt == attempts:
+                raise RuntimeError(
+                    f"the test control plane did not start ({exc}):\n{_log_tails(run_root)}"
+                ) from exc
+    raise AssertionError("unreachable")
+
+
+def _start_control_plane(root: Path) -> ControlPlane:
     bins = ensure_all()
     pki = root / "pki"
     make_certs(pki)
