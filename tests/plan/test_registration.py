@@ -58,7 +58,7 @@ MAIN = "OpenfgaRelease"
 def test_objects_are_registered_under_the_module_name(registration):
     objects = [s for s in plan.walk(registration) if s.name == "withObject" and s.depth == 1]
     names = sorted(o.args["name"] for o in objects)
-    assert {MAIN, "Postgres", "Backup", "KraftCloud"} <= set(names)
+    assert {MAIN, "Postgres", "Backup", "KraftCloud", "Kubernetes"} <= set(names)
     assert openfga_release.OpenfgaRelease.__dagger_module__ is default_module()
 
 
@@ -115,6 +115,7 @@ def test_secrets_are_secret_typed_arguments(registration):
         ((MAIN, "backup"), "access_key_id"),
         ((MAIN, "backup"), "secret_access_key"),
         ((MAIN, "kraftcloud"), "token"),
+        ((MAIN, "kubernetes"), "kubeconfig"),
     ):
         step = next(s for s in fns[key] if s.name == "withArg" and s.args["name"] == arg)
         kinds = [

@@ -18,6 +18,7 @@ from dagger import DefaultPath, Doc, check, function
 from . import args, datastore, e2e, openfga
 from .backup import Backup
 from .kraftcloud import KraftCloud
+from .kubernetes import Kubernetes
 from .postgres import Postgres, postgres_rootfs
 from .recipes import migrate as migrations
 from .recipes import postgres as pg
@@ -109,6 +110,34 @@ class OpenfgaRelease:
             config=self.postgres_config, memory=memory, max_connections=max_connections,
             base=base, database=names.database, owner_role=names.owner,
             migrator_role=names.migrator, app_role=names.app, readonly_role=names.readonly,
+        )  # fmt: skip
+
+    # -- Kubernetes
+
+    @function
+    def kubernetes(
+        self,
+        kubeconfig: Annotated[
+            dagger.Secret | None, Doc("kubeconfig (file://$HOME/.kube/config)")
+        ] = None,
+        namespace: Annotated[str, Doc("namespace (must exist; never created)")] = "openfga",
+        flavor: Annotated[str, Doc("statefulset or cnpg (CloudNativePG)")] = "statefulset",
+        postgres_memory: Annotated[str, Doc("PostgreSQL memory limit; sizes memory.conf")] = "1Gi",
+        postgres_storage: Annotated[str, Doc("data volume size")] = "10Gi",
+        storage_class: Annotated[str, Doc("StorageClass ('' = the default)")] = "",
+        openfga_replicas: Annotated[int, Doc("OpenFGA replicas (2 or more)")] = 2,
+    ) -> Kubernetes:
+        """OpenFGA and PostgreSQL on Kubernetes: manifests, role, deploy, dry-run."""
+        if self.postgres_config is None:
+            raise InputError("no PostgreSQL config: pass --postgres-config images/postgres")
+        names = self._names()
+        return Kubernetes(
+            kubeconfig=kubeconfig, namespace=namespace, flavor=flavor,
+            postgres_config=self.postgres_config, openfga_version=self.version,
+            postgres_memory=postgres_memory, postgres_storage=postgres_storage,
+            storage_class=storage_class, openfga_replicas=openfga_replicas,
+            database=names.database, owner_role=names.owner, migrator_role=names.migrator,
+            app_role=names.app, readonly_role=names.readonly,
         )  # fmt: skip
 
     # -- KraftCloud
