@@ -27,13 +27,14 @@ from importlib.resources.abc import Traversable
 from typing import Annotated, Any
 
 import dagger
-from dagger import Doc, dag, function, object_type
+from dagger import Doc, dag, function
 
 from .recipes import publish as pub
 from .recipes import release as rel
 from .recipes import sign
 from .recipes.errors import StepError
 from .recipes.releases import GO_IMAGE
+from .sdk import object_type
 
 TOOLS_PYTHON_IMAGE = rel.PYTHON_IMAGE
 PKG_ROOT = "/opt/openfga-release"  # PYTHONPATH: holds openfga_release/recipes

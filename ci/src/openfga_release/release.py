@@ -212,7 +212,7 @@ async def release(
                 "a release that publishes needs a registry: --registry ghcr.io "
                 "--namespace my-org --username ... --password env://REGISTRY_PASSWORD"
             )
-        registry = reg.Registry(address=DRY_RUN_ADDRESS)  # type: ignore[call-arg]  # (sdk.py)
+        registry = reg.Registry(address=DRY_RUN_ADDRESS)
     signed = signing_key is not None or oidc_token is not None
     registry.request(inputs.version, latest, force, signed)  # InputError first
     binaries = await build_all(inputs)
