@@ -38,6 +38,9 @@ CASES = {
     "contains the role": {"POSTGRES_APP_PASSWORD": "xx-openfga_app-yy!9"},
     "contains the database": {"POSTGRES_READONLY_PASSWORD": "My-OpenFGA-pass-99"},
     "control character": {"POSTGRES_APP_PASSWORD": "abcdefgh\tijkl9Z"},
+    "1024 bytes is fine": {"POSTGRES_APP_PASSWORD": "Ab1!xY-z" * 128},
+    "1025 bytes": {"POSTGRES_APP_PASSWORD": "Ab1!xY-z" * 128 + "q"},
+    "100 KiB password": {"POSTGRES_MIGRATOR_PASSWORD": "Ab1!xY-z" * 12800},
     "shared password": {"POSTGRES_APP_PASSWORD": GOOD["POSTGRES_MIGRATOR_PASSWORD"]},
     "uppercase name": {"POSTGRES_APP_ROLE": "OpenFGA_App"},
     "leading digit": {"POSTGRES_OWNER_ROLE": "1owner"},
@@ -86,12 +89,13 @@ def test_shell_and_python_agree(case: str, shell: str) -> None:
     env = {**GOOD, **CASES[case]}
     expected = python_verdict(env)
     assert shell_verdict(shell, env) == expected
-    ok_cases = {"defaults", "custom names", "unicode password", "63 is fine"}
+    ok_cases = {"defaults", "custom names", "unicode password", "63 is fine", "1024 bytes is fine"}
     assert (expected is None) == (case in ok_cases), expected
 
 
 @pytest.mark.parametrize("case", sorted(set(CASES) - {"defaults", "custom names",
-                                                       "unicode password", "63 is fine"}))
+                                                       "unicode password", "63 is fine",
+                                                       "1024 bytes is fine"}))
 def test_messages_name_the_problem_never_the_password(case: str) -> None:
     env = {**GOOD, **CASES[case]}
     msg = python_verdict(env)
@@ -156,3 +160,11 @@ def test_empty_name_is_refused_at_plan_time() -> None:
     # an explicit empty Dagger argument is a mistake.
     with pytest.raises(pg.PostgresConfigError, match="POSTGRES_APP_ROLE is empty"):
         pg.Names(app="")
+
+
+def test_a_password_too_long_is_named_by_its_variable() -> None:
+    env = {**GOOD, "POSTGRES_MIGRATOR_PASSWORD": "Ab1!xY-z" * 12800}
+    assert python_verdict(env) == shell_verdict("dash", env) == (
+        "POSTGRES_MIGRATOR_PASSWORD is 102400 bytes long; at most 1024 are allowed (a longer "
+        "value is usually the wrong file or variable); generate one with: openssl rand -base64 24"
+    )

@@ -73,6 +73,9 @@ openfga_check_password() {
 	if [ "$_ofga_len" -lt 12 ]; then
 		openfga_die "$1 is too weak: $_ofga_len characters, at least 12 are required; $_ofga_fix"
 	fi
+	if [ "$_ofga_len" -gt 1024 ]; then
+		openfga_die "$1 is $_ofga_len bytes long; at most 1024 are allowed (a longer value is usually the wrong file or variable); $_ofga_fix"
+	fi
 	_ofga_distinct=$(printf '%s' "$_ofga_pw" | od -An -v -tx1 | tr -s ' \n' '\n\n' | grep -v '^$' | sort -u | wc -l)
 	if [ "$_ofga_distinct" -lt 6 ]; then
 		openfga_die "$1 is too weak: only $_ofga_distinct different characters, at least 6 are required; $_ofga_fix"

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import refs
+from .dsn import MAX_PASSWORD_BYTES
 from .errors import InputError
 
 # postgres:17.9-bookworm: PostgreSQL 17 is what upstream OpenFGA tests against;
@@ -400,6 +401,11 @@ def check_password(variable: str, password: str, role: str, database: str) -> No
         raise PostgresConfigError(
             f"{variable} is too weak: {len(raw)} characters, at least {MIN_PASSWORD_LENGTH} "
             f"are required; {_PASSWORD_FIX}"
+        )
+    if len(raw) > MAX_PASSWORD_BYTES:
+        raise PostgresConfigError(
+            f"{variable} is {len(raw)} bytes long; at most {MAX_PASSWORD_BYTES} are allowed (a "
+            f"longer value is usually the wrong file or variable); {_PASSWORD_FIX}"
         )
     if len(set(raw)) < MIN_DISTINCT_CHARACTERS:
         raise PostgresConfigError(
