@@ -36,11 +36,12 @@ def postgres_image(
     max_connections: int = pg.DEFAULT_MAX_CONNECTIONS,
     base: str = pg.POSTGRES_IMAGE,
     names: pg.Names = pg.Names(),  # noqa: B008 (frozen, validated once at import)
+    platform: dagger.Platform | None = None,
 ) -> dagger.Container:
     """The pinned official image with the config, init scripts and start script."""
     memory_conf = pg.render_memory_conf(memory, max_connections)
     ctr = (
-        dag.container()
+        dag.container(platform=platform)
         .from_(pg.check_image_pinned(base))
         # (host modes; a config the postgres user cannot read fails the build's
         # config check below, as that user)
@@ -189,11 +190,13 @@ class Postgres:
         )  # fmt: skip
 
     @function
-    def image(self) -> dagger.Container:
+    def image(
+        self, platform: Annotated[dagger.Platform | None, Doc("e.g. linux/arm64")] = None
+    ) -> dagger.Container:
         """The pinned official image with the config, init scripts and start script."""
         return postgres_image(
             self.config, memory=self.memory, max_connections=self.max_connections,
-            base=self.base, names=self.names(),
+            base=self.base, names=self.names(), platform=platform,
         )  # fmt: skip
 
     @function
