@@ -146,3 +146,37 @@ def test_custom_names_reach_the_recipe() -> None:
     assert argv[argv.index("--app-role") + 1] == "authz_app"
     with pytest.raises(InputError, match="reserved"):
         obj(app_role="postgres").deploy_plan("deploy", DIGEST, kw_secret_files(secrets()))
+
+
+BACKUP_IMAGE = "registry.example.com/openfga-backup@sha256:" + "d" * 64
+
+
+def test_a_backup_image_schedules_the_cronjob_in_both_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Dagger path hands --backup-image to the deploy command; the rendered StatefulSet
+    base (the same Spec the command builds) carries recipes/backup.py's CronJob."""
+    k = obj(backup_image=BACKUP_IMAGE)
+    argv = plan.execs(k.deploy_plan("deploy", DIGEST, kw_secret_files(secrets())))[-1]
+    assert argv[argv.index("--backup-image") + 1] == BACKUP_IMAGE
+
+    async def contents(file: dagger.File) -> str:
+        return (REPO / "images" / "postgres" / plan.chain(file)[-1].args["path"]).read_text()
+
+    monkeypatch.setattr(dagger.File, "contents", contents)
+    written = plan.calls(anyio.run(lambda: k.manifests(DIGEST)), "withNewFile")
+    cronjobs = [s for s in written if "kind: CronJob" in s.args["contents"]]
+    assert len(cronjobs) == 1 and BACKUP_IMAGE in cronjobs[0].args["contents"]
+    plain = plan.calls(anyio.run(lambda: obj().manifests(DIGEST)), "withNewFile")
+    assert not [s for s in plain if "kind: CronJob" in s.args["contents"]]
+    assert kd.with_backups(k8s.Spec(openfga_image=DIGEST, flavor="cnpg"), BACKUP_IMAGE) == (
+        k8s.Spec(openfga_image=DIGEST, flavor="cnpg")
+    )  # CloudNativePG backs up with its own ScheduledBackup
+
+
+def test_the_deploy_role_may_apply_cronjobs_but_delete_nothing() -> None:
+    rules = kd.deploy_role("prod", "statefulset")["rules"]
+    cron = [r for r in rules if "cronjobs" in r["resources"]]
+    assert cron == [{"apiGroups": ["batch"], "resources": ["cronjobs"],
+                     "verbs": ["get", "create", "patch"]}]  # fmt: skip
+    assert not [r for r in rules if "delete" in r["verbs"]]

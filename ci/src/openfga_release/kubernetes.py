@@ -27,6 +27,7 @@ from .recipes import kubedeploy as kd
 from .recipes import kubernetes as k8s
 from .recipes import postgres as pg
 from .recipes import refs
+from .recipes.kubedeploy import with_backups
 from .recipes.releases import DEFAULT_VERSION
 from .registry import recipes_package
 from .sdk import object_type
@@ -110,6 +111,9 @@ class Kubernetes:
     migrator_role: Annotated[str, Doc("migrate's role")] = pg.DEFAULT_ROLES["migrator"]
     app_role: Annotated[str, Doc("the server's role")] = pg.DEFAULT_ROLES["app"]
     readonly_role: Annotated[str, Doc("read-only role")] = pg.DEFAULT_ROLES["readonly"]
+    backup_image: Annotated[
+        str, Doc("backup image by digest: schedules a backup CronJob (StatefulSet flavor)")
+    ] = ""
 
     def _names(self) -> pg.Names:
         return pg.Names(database=self.database, owner=self.owner_role,
@@ -117,6 +121,9 @@ class Kubernetes:
                         readonly=self.readonly_role)
 
     def _spec(self, openfga_image: str) -> k8s.Spec:
+        return with_backups(self._base_spec(openfga_image), self.backup_image)
+
+    def _base_spec(self, openfga_image: str) -> k8s.Spec:
         return k8s.Spec(
             openfga_image=openfga_image, postgres_image=self.postgres_image,
             namespace=self.namespace, flavor=self.flavor, openfga_version=self.openfga_version,
@@ -144,7 +151,8 @@ class Kubernetes:
                 "--openfga-replicas", str(spec.sizes.openfga_replicas),
                 "--database", spec.names.database, "--owner-role", spec.names.owner,
                 "--migrator-role", spec.names.migrator, "--app-role", spec.names.app,
-                "--readonly-role", spec.names.readonly]  # fmt: skip
+                "--readonly-role", spec.names.readonly,
+                "--backup-image", self.backup_image]  # fmt: skip
 
     def _kubeconfig(self) -> dagger.Secret:
         if self.kubeconfig is None:

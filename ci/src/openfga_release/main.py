@@ -126,6 +126,9 @@ class OpenfgaRelease:
         postgres_storage: Annotated[str, Doc("data volume size")] = "10Gi",
         storage_class: Annotated[str, Doc("StorageClass ('' = the default)")] = "",
         openfga_replicas: Annotated[int, Doc("OpenFGA replicas (2 or more)")] = 2,
+        backup_image: Annotated[
+            str, Doc("backup image by digest: schedules backups (StatefulSet flavor)")
+        ] = "",
     ) -> Kubernetes:
         """OpenFGA and PostgreSQL on Kubernetes: manifests, role, deploy, dry-run."""
         if self.postgres_config is None:
@@ -137,7 +140,7 @@ class OpenfgaRelease:
             postgres_memory=postgres_memory, postgres_storage=postgres_storage,
             storage_class=storage_class, openfga_replicas=openfga_replicas,
             database=names.database, owner_role=names.owner, migrator_role=names.migrator,
-            app_role=names.app, readonly_role=names.readonly,
+            app_role=names.app, readonly_role=names.readonly, backup_image=backup_image,
         )  # fmt: skip
 
     # -- KraftCloud

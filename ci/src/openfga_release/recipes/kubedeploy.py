@@ -70,6 +70,7 @@ DEPLOY_ROLE_RULES: list[Obj] = [
      "verbs": [*_APPLY, "list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": [*_APPLY, "list", "watch"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": _APPLY},  # scheduled backups
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]},
@@ -83,6 +84,16 @@ CNPG_ROLE_RULES: list[Obj] = [
     {"apiGroups": ["barmancloud.cnpg.io"], "resources": ["objectstores"], "verbs": _APPLY},
     {"apiGroups": ["monitoring.coreos.com"], "resources": ["podmonitors"], "verbs": _APPLY},
 ]
+
+
+def with_backups(spec: k8s.Spec, backup_image: str) -> k8s.Spec:
+    """``spec`` with the scheduled backup CronJob (recipes/backup.py) when an image is given:
+    the StatefulSet flavor's schedule; CloudNativePG's ScheduledBackup is always rendered."""
+    if not backup_image or spec.flavor != "statefulset":
+        return spec
+    from . import backup  # only when asked: it is large
+
+    return backup.with_kubernetes_backup(spec, image=backup_image)
 
 
 def deploy_role(namespace: str, flavor: str, name: str = "openfga-release-deployer") -> Obj:
@@ -620,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage-class", default="")
     p.add_argument("--openfga-replicas", type=int, default=k8s.Sizes.openfga_replicas)
     p.add_argument("--smoke-script", type=Path, default=None)
+    p.add_argument("--backup-image", default="", help="schedule backups with this image")
     for kind, default in (("database", pg.DEFAULT_DATABASE), *pg.DEFAULT_ROLES.items()):
         flag = "--database" if kind == "database" else f"--{kind}-role"
         p.add_argument(flag, dest=kind, default=default)
@@ -637,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
                                         postgres_storage=args.postgres_storage,
                                         storage_class=args.storage_class,
                                         openfga_replicas=args.openfga_replicas))
+        spec = with_backups(spec, args.backup_image)
         src = k8s.PostgresSources.read(args.postgres_dir)
         values = SecretValues.from_dir(args.secrets_dir)
         kubectl = Kubectl(args.kubectl, args.kubeconfig, spec.namespace, values.all())
