@@ -348,3 +348,49 @@ def test_the_build_environment_is_exact() -> None:
         "CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "arm64", "GOTOOLCHAIN": "local",
         "GOFLAGS": "-mod=readonly",
     }  # fmt: skip
+
+
+def test_several_x_flags_are_all_kept_in_order() -> None:
+    assert check_link_flags(["-s", "-X main.a=1", "-X=main.b=2"]) == [
+        "-s", "-X", "main.a=1", "-X", "main.b=2",
+    ]  # fmt: skip
+
+
+def test_a_field_starting_with_a_letter_is_not_quoted() -> None:
+    assert goflags.split("Xmain.x=1 'a b'") == ["Xmain.x=1", "a b"]
+
+
+def test_the_quote_error_says_how_go_splits() -> None:
+    with pytest.raises(FlagSyntaxError) as err:
+        goflags.split("-X 'a")
+    assert str(err.value) == (
+        "unterminated ' string in \"-X 'a\": close the quote, or drop it (Go splits flags on "
+        "spaces and keeps a quoted field whole, with no escapes)"
+    )
+
+
+def test_only_a_release_has_a_source_hash_to_verify() -> None:
+    with pytest.raises(BuildInputError) as err:
+        BuildRecipe.create(version="v1.22.1-a.1").modverify_args("/m", "/src")
+    assert str(err.value) == "only a pinned release has a source hash to verify"
+
+
+@pytest.mark.parametrize(
+    ("flag", "why"),
+    [
+        ("-extldflags -lc", "with CGO_ENABLED=0 there is no external linker to pass them to"),
+        ("-extld clang", "with CGO_ENABLED=0 there is no external linker"),
+        ("-extar ar", "with CGO_ENABLED=0 there is no external archiver"),
+        ("-H linux", "it sets the executable format; the recipe builds a Linux ELF"),
+        ("-r /lib", "it sets a dynamic library search path; the release is static"),
+        ("-L /lib", "it adds library directories; the release links only Go packages"),
+        ("-E main.x", "it changes the entry symbol"),
+        ("-T 0x1000", "it changes the text address"),
+        ("-linkmode auto", "it is not on the allow-list"),
+        ("-buildmode default", "it is not on the allow-list"),
+    ],
+)
+def test_valued_linker_flags_in_the_space_form_are_read_whole(flag: str, why: str) -> None:
+    with pytest.raises(BuildInputError) as err:
+        check_link_flags([flag])
+    assert str(err.value).startswith(f"linker flag {flag!r} is refused: {why}. Allowed")

@@ -14,7 +14,7 @@ crashed at load (exit 243), and a musl static-PIE crashed in init (exit 254).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from . import goflags
 from .errors import InputError
@@ -265,7 +265,6 @@ class BuildRecipe:
     output: str = "/out/openfga"
     package: str = OPENFGA_MAIN_PACKAGE
     module_sum: str | None = None  # a pinned release's h1: hash; None for --source builds
-    _checked: bool = field(default=False, repr=False)
 
     @classmethod
     def for_release(cls, rel: Release, arch: str = "amd64", **kw: object) -> BuildRecipe:
@@ -284,7 +283,6 @@ class BuildRecipe:
         tags: list[str] | tuple[str, ...] = (),
         go_flags: list[str] | tuple[str, ...] = (),
         ldflags: list[str] | tuple[str, ...] = (),
-        output: str = "/out/openfga",
     ) -> BuildRecipe:
         """Validate every input, then build the recipe. Raises before any build."""
         check_version_format(version)
@@ -306,8 +304,6 @@ class BuildRecipe:
             tags=tuple(checked_tags),
             go_flags=tuple(build_flags),
             ldflags=tuple(link_flags),
-            output=output,
-            _checked=True,
         )
 
     def env(self) -> dict[str, str]:
