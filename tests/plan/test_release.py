@@ -17,6 +17,7 @@ import pytest
 from dagger import dag
 from openfga_release import registry as reg
 from openfga_release import release as rel_wiring
+from openfga_release.recipes import postgres as pg
 from openfga_release.recipes import publish as pub
 from openfga_release.recipes import release as rel
 from openfga_release.recipes import sign
@@ -317,3 +318,26 @@ def test_keyless_signing_takes_the_ci_oidc_token_as_a_secret() -> None:
             "", None, signing_key=dag.set_secret("k", KEY), signing_password=dag.set_secret(
                 "p", KEY_PASSWORD), oidc_token=dag.set_secret("oidc", token),
         )  # fmt: skip
+
+
+def test_inputs_from_the_main_objects_knobs_validate_first() -> None:
+    built: list[str] = []
+
+    def build(arch: str):
+        built.append(arch)
+        return None  # never used: only the validation order is under test here
+
+    common = {"version": "v1.22.1", "build": build, "names": pg.Names(), "e2e": None}
+    with pytest.raises(InputError, match="--date"):
+        rel_wiring.inputs(date=None, from_source=True, postgres_config=dag.directory(), **common)
+    with pytest.raises(InputError, match="postgres-config"):
+        rel_wiring.inputs(date=None, from_source=False, postgres_config=None, **common)
+    got = rel_wiring.inputs(date=None, from_source=False, postgres_config=dag.directory(), **common)
+    assert built == ["amd64", "arm64"]  # both arches' inputs checked before anything runs
+    assert got.date == "2026-10-28T12:53:36Z"  # the pinned release's tag date
+    postgres = got.images["postgres"]("arm64")
+    assert [str(s.args["platform"]) for s in plan.chain(postgres) if s.name == "container"] == [
+        "linux/arm64"
+    ]
+    with pytest.raises(InputError, match="scheme"):
+        rel_wiring.registry("https://ghcr.io", "", "", None, "golang:1.26.8-bookworm")

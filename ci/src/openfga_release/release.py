@@ -25,16 +25,21 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import dagger
-from dagger import dag
+from dagger import Doc, dag
 
+from . import openfga
 from . import registry as reg
+from .postgres import postgres_image
+from .recipes import postgres as pg
 from .recipes import publish as pub
 from .recipes import release as rel
+from .recipes.errors import InputError
 from .recipes.releases import GO_IMAGE
+from .recipes.releases import release as pinned_release
 
 # A registry address that can never resolve (RFC 2606): what a dry run names.
 DRY_RUN_ADDRESS = "registry.invalid"
@@ -52,6 +57,68 @@ class Inputs:
     e2e: Callable[[], Awaitable[Any]] | None = None
     go_image: str = GO_IMAGE
     python_image: str = rel.PYTHON_IMAGE
+
+
+# The release function's arguments, declared once (main.py's signature stays short).
+Address = Annotated[str, Doc("registry host[:port], e.g. ghcr.io")]
+Namespace = Annotated[str, Doc("repository prefix under the host, e.g. my-org")]
+Username = Annotated[str, Doc("registry user (empty: anonymous)")]
+Password = Annotated[dagger.Secret | None, Doc("registry password or token (env://VAR)")]
+SigningKey = Annotated[dagger.Secret | None, Doc("cosign private key (env://VAR)")]
+SigningPassword = Annotated[dagger.Secret | None, Doc("the key's password (env://VAR)")]
+PublicKey = Annotated[dagger.File | None, Doc("cosign.pub: verify after signing")]
+OidcToken = Annotated[dagger.Secret | None, Doc("keyless signing: the CI's OIDC token")]
+Latest = Annotated[bool, Doc("also tag latest")]
+Force = Annotated[bool, Doc("re-point a release tag that holds other content")]
+
+
+def inputs(
+    *,
+    version: str,
+    date: str | None,
+    from_source: bool,
+    build: Callable[[str], openfga.Build],
+    postgres_config: dagger.Directory | None,
+    names: pg.Names,
+    e2e: Callable[[], Awaitable[Any]] | None,
+    go_image: str = GO_IMAGE,
+) -> Inputs:
+    """The main object's knobs as release inputs; every plain input is checked here."""
+    date = date or (None if from_source else pinned_release(version).date)
+    if not date:
+        raise InputError("a release from --source needs --date (RFC 3339): the SBOMs' timestamp")
+    if postgres_config is None:
+        raise InputError("no PostgreSQL config: pass --postgres-config images/postgres")
+    config = postgres_config
+    for platform in pub.PLATFORMS:
+        build(arch_of(platform))  # build inputs fail now, before anything runs
+
+    def postgres(arch: str) -> dagger.Container:
+        return postgres_image(config, names=names, platform=dagger.Platform(f"linux/{arch}"))
+
+    return Inputs(
+        version=version, date=date, binary=lambda arch: openfga.binary(build(arch)),
+        images={"openfga": lambda arch: openfga.image(build(arch)), "postgres": postgres},
+        e2e=e2e, go_image=go_image,
+    )  # fmt: skip
+
+
+def registry(
+    address: str, namespace: str, username: str, password: dagger.Secret | None, go_image: str
+) -> reg.Registry:
+    """A validated Registry (InputError before any call)."""
+    pub.check_address(address)
+    pub.check_namespace(namespace)
+    return reg.Registry(
+        address=address, namespace=namespace, username=username, password=password,
+        go_image=go_image,
+    )  # fmt: skip
+
+
+async def dry_run(inputs: Inputs) -> str:
+    """The release-dry-run check: every artifact built, dist/ written, nothing pushed."""
+    dist, _ = await release(inputs, None, dry_run=True)
+    return await dist.file(rel.MANIFEST).contents()
 
 
 def arch_of(platform: str) -> str:
@@ -235,3 +302,11 @@ async def release(
              if k in pushed}
         )  # fmt: skip
     return finalize(inputs, dist, images, published=True), images
+
+
+async def publish_release(
+    inputs: Inputs, registry: reg.Registry, **options: Any
+) -> dagger.Directory:
+    """The release that publishes (``options``: latest, force and the signing secrets)."""
+    dist, _ = await release(inputs, registry, dry_run=False, **options)
+    return dist
