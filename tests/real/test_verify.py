@@ -81,6 +81,46 @@ def fga_model_test(path: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
+def _ctx(request: dict) -> str:
+    return json.dumps(request.get("context") or {}, sort_keys=True)
+
+
+def cli_answers(path: Path) -> dict[tuple, object]:
+    """What `fga model test --verbose` answered for each question, keyed by the question."""
+    proc = subprocess.run([FGA, "model", "test", "--tests", str(path), "--verbose",
+                           "--suppress-summary"], capture_output=True, text=True, timeout=120)
+    out: dict[tuple, object] = {}
+    for test in json.loads(proc.stdout):
+        for r in test["check_results"]:
+            q = r["request"]
+            out["check", q["user"], q["relation"], q["object"], _ctx(q)] = r["got"]
+        for r in test["list_objects_results"]:
+            q = r["request"]
+            out["list_objects", q["user"], q["relation"], q["type"], _ctx(q)] = sorted(r["got"])
+        for r in test["list_users_results"]:
+            q = r["request"]
+            obj = f"{q['object']['type']}:{q['object']['id']}"
+            filters = json.dumps(q["user_filters"], sort_keys=True)
+            out["list_users", obj, q["relation"], filters, _ctx(q)] = sorted(r["got"]["users"])
+    return out
+
+
+def our_answers(report: verify.Report) -> dict[tuple, object]:
+    out: dict[tuple, object] = {}
+    for a in report.assertions:
+        q = a.request
+        if a.kind == "check":
+            k = q["tuple_key"]
+            out["check", k["user"], k["relation"], k["object"], _ctx(q)] = a.got
+        elif a.kind == "list_objects":
+            out["list_objects", q["user"], q["relation"], q["type"], _ctx(q)] = a.got
+        else:
+            obj = f"{q['object']['type']}:{q['object']['id']}"
+            filters = json.dumps(q["user_filters"], sort_keys=True)
+            out["list_users", obj, q["relation"], filters, _ctx(q)] = a.got
+    return out
+
+
 def copy_data(tmp: Path) -> Path:
     for f in DATA.iterdir():
         shutil.copy(f, tmp / f.name)
@@ -111,6 +151,19 @@ def test_every_assertion_holds_and_every_store_is_deleted(server: LocalServer) -
     assert all("current_hour" in a.query for a in dan)
     assert report.stores_created == report.stores_deleted == 3  # one per test
     assert stores(server) == before
+
+
+def test_every_answer_equals_the_official_clis(server: LocalServer, tmp_path: Path) -> None:
+    """Question by question: the deployed server (memory or PostgreSQL, our settings) and the
+    OpenFGA embedded in `fga` give the same answers, on the passing file and on a wrong one."""
+    wrong = copy_data(tmp_path)
+    edit(wrong, "viewer: [folder:plans]", "viewer: [folder:plans, folder:secret]")
+    for path in (STORE_FILE, wrong):
+        report = asyncio.run(verify.run_verify(server.url, KEY,
+                                               [verify.load_suite(path, fga=FGA)]))
+        ours, theirs = our_answers(report), cli_answers(path)
+        assert len(ours) == ASSERTIONS - 2  # the users/objects check repeats two questions
+        assert ours == theirs
 
 
 def test_the_script_passes_and_the_official_cli_agrees(memory: LocalServer) -> None:

@@ -357,6 +357,7 @@ class Assertion:
     expected: Any
     got: Any = None
     error: str = ""
+    request: dict[str, Any] = field(default_factory=dict)  # what was asked (no model id)
 
     @property
     def ok(self) -> bool:
@@ -582,6 +583,7 @@ async def _ask(
     api: _Api, a: Assertion, path: str, body: dict[str, Any],
     read: Callable[[dict[str, Any]], Any],
 ) -> Assertion:
+    a.request = {k: v for k, v in body.items() if k != "authorization_model_id"}
     try:
         a.got = read(await api.call(a.kind, "POST", path, body))
     except ServerError as exc:
