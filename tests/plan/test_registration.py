@@ -58,7 +58,7 @@ MAIN = "OpenfgaRelease"
 def test_objects_are_registered_under_the_module_name(registration):
     objects = [s for s in plan.walk(registration) if s.name == "withObject" and s.depth == 1]
     names = sorted(o.args["name"] for o in objects)
-    assert {MAIN, "Postgres", "Backup", "KraftCloud", "Kubernetes"} <= set(names)
+    assert {MAIN, "Postgres", "Backup", "KraftCloud", "Kubernetes", "Registry"} <= set(names)
     assert openfga_release.OpenfgaRelease.__dagger_module__ is default_module()
 
 
@@ -90,15 +90,15 @@ def test_build_functions_keep_the_default_cache_policy(registration):
 
 def test_side_effecting_functions_are_never_cached(registration):
     fns = functions(registration)
-    for name in ("migrate", "smoke", "test_e2e"):
+    for name in ("migrate", "smoke", "test_e2e", "release"):
         policies = [s.args for s in fns[(MAIN, name)] if s.name == "withCachePolicy"]
         assert policies == [{"policy": "Never"}], name
 
 
-def test_e2e_is_a_check_on_the_main_object(registration):
+def test_checks_live_on_the_main_object(registration):
     fns = functions(registration)
-    checks = [key for key, chain in fns.items() if any(s.name == "withCheck" for s in chain)]
-    assert checks == [(MAIN, "test_e2e")]
+    checks = {key for key, chain in fns.items() if any(s.name == "withCheck" for s in chain)}
+    assert checks == {(MAIN, "test_e2e"), (MAIN, "release_dry_run")}
 
 
 def test_secrets_are_secret_typed_arguments(registration):
@@ -116,6 +116,10 @@ def test_secrets_are_secret_typed_arguments(registration):
         ((MAIN, "backup"), "secret_access_key"),
         ((MAIN, "kraftcloud"), "token"),
         ((MAIN, "kubernetes"), "kubeconfig"),
+        ((MAIN, "registry"), "password"),
+        ((MAIN, "release"), "password"),
+        ((MAIN, "release"), "signing_key"),
+        ((MAIN, "release"), "signing_password"),
     ):
         step = next(s for s in fns[key] if s.name == "withArg" and s.args["name"] == arg)
         kinds = [

@@ -59,26 +59,38 @@ def program_package() -> dagger.Directory:
             .with_new_file("openfga_release/standalone/smoke.py", standalone("smoke.py")))
 
 
+# The object's knobs, declared once: the main object's `kraftcloud` getter takes the same.
+Token = Annotated[dagger.Secret | None, Doc("KraftCloud token (env://UKC_TOKEN)")]
+Metro = Annotated[str, Doc("metro (fra, dal, sin, ...) or an API URL")]
+User = Annotated[str, Doc("registry namespace: index.unikraft.io/<user>/...")]
+Name = Annotated[str, Doc("prefix of every resource (instances, volume, service)")]
+KraftSha256 = Annotated[str, Doc("SHA-256 of the pinned kraft release archive")]
+Domain = Annotated[str, Doc("custom domain ('' = the platform's name)")]
+ScaleToZero = Annotated[str, Doc("off, on or idle")]
+OpenfgaMemoryMb = Annotated[int, Doc("OpenFGA instance memory")]
+PostgresMemoryMb = Annotated[int, Doc("PostgreSQL instance memory")]
+VolumeSizeMb = Annotated[int, Doc("PostgreSQL volume size (never deleted)")]
+
+
 @object_type
 class KraftCloud:
     """OpenFGA + PostgreSQL on Unikraft Cloud: package both unikernels, deploy privately,
     upgrade without downtime, explain every crash."""
 
-    token: Annotated[dagger.Secret | None, Doc("KraftCloud token (env://UKC_TOKEN)")] = None
-    metro: Annotated[str, Doc("metro (fra, dal, sin, ...) or an API URL")] = "fra"
-    user: Annotated[str, Doc("registry namespace: index.unikraft.io/<user>/...")] = ""
-    name: Annotated[str, Doc("prefix of every resource (instances, volume, service)")] = "openfga"
+    token: Token = None
+    metro: Metro = "fra"
+    user: User = ""
+    name: Name = "openfga"
     kraftfiles: Annotated[dagger.Directory | None, Doc("the repo's kraftfiles/")] = None
     openfga_rootfs: Annotated[dagger.Directory | None, Doc("openfga-image's rootfs (amd64)")] = (
         None)
     postgres_rootfs: Annotated[dagger.Directory | None, Doc("postgres' Unikraft rootfs")] = None
-    kraft_sha256: Annotated[str, Doc("SHA-256 of the pinned kraft release archive")] = (
-        kpkg.KRAFT_SHA256)
-    domain: Annotated[str, Doc("custom domain ('' = the platform's name)")] = ""
-    scale_to_zero: Annotated[str, Doc("off, on or idle")] = "idle"
-    openfga_memory_mb: Annotated[int, Doc("OpenFGA instance memory")] = 512
-    postgres_memory_mb: Annotated[int, Doc("PostgreSQL instance memory")] = 1024
-    volume_size_mb: Annotated[int, Doc("PostgreSQL volume size (never deleted)")] = 1024
+    kraft_sha256: KraftSha256 = kpkg.KRAFT_SHA256
+    domain: Domain = ""
+    scale_to_zero: ScaleToZero = "idle"
+    openfga_memory_mb: OpenfgaMemoryMb = 512
+    postgres_memory_mb: PostgresMemoryMb = 1024
+    volume_size_mb: VolumeSizeMb = 1024
 
     # ------------------------------------------------------------ packaging
     def _token(self) -> dagger.Secret:

@@ -92,28 +92,37 @@ def deploy_container(
     ])
 
 
+# The object's knobs, declared once: the main object's `kubernetes` getter takes the same.
+Kubeconfig = Annotated[dagger.Secret | None, Doc("kubeconfig (file://$HOME/.kube/config)")]
+Namespace = Annotated[str, Doc("namespace (must exist; never created)")]
+Flavor = Annotated[str, Doc("statefulset or cnpg (CloudNativePG)")]
+PostgresMemory = Annotated[str, Doc("PostgreSQL memory limit; sizes memory.conf")]
+PostgresStorage = Annotated[str, Doc("data volume size")]
+StorageClass = Annotated[str, Doc("StorageClass ('' = the default)")]
+OpenfgaReplicas = Annotated[int, Doc("OpenFGA replicas (2 or more)")]
+BackupImage = Annotated[str, Doc("backup image by digest: a backup CronJob (StatefulSet flavor)")]
+
+
 @object_type
 class Kubernetes:
     """OpenFGA and PostgreSQL on a Kubernetes cluster: manifests, deploy, dry run."""
 
-    kubeconfig: Annotated[dagger.Secret | None, Doc("kubeconfig (file://~/.kube/config)")] = None
-    namespace: Annotated[str, Doc("namespace (must exist; never created)")] = k8s.DEFAULT_NAMESPACE
-    flavor: Annotated[str, Doc("statefulset or cnpg (CloudNativePG)")] = "statefulset"
+    kubeconfig: Kubeconfig = None
+    namespace: Namespace = k8s.DEFAULT_NAMESPACE
+    flavor: Flavor = "statefulset"
     postgres_config: Annotated[dagger.Directory | None, Doc("images/postgres")] = None
     openfga_version: Annotated[str, Doc("OpenFGA release (names the Job)")] = DEFAULT_VERSION
     postgres_image: Annotated[str, Doc("pinned postgres image")] = pg.POSTGRES_IMAGE
-    postgres_memory: Annotated[str, Doc("PostgreSQL memory limit; sizes memory.conf")] = "1Gi"
-    postgres_storage: Annotated[str, Doc("data volume size")] = "10Gi"
-    storage_class: Annotated[str, Doc("StorageClass ('' = default)")] = ""
-    openfga_replicas: Annotated[int, Doc("OpenFGA replicas (2 or more)")] = 2
+    postgres_memory: PostgresMemory = "1Gi"
+    postgres_storage: PostgresStorage = "10Gi"
+    storage_class: StorageClass = ""
+    openfga_replicas: OpenfgaReplicas = 2
     database: Annotated[str, Doc("the OpenFGA database")] = pg.DEFAULT_DATABASE
     owner_role: Annotated[str, Doc("NOLOGIN owner role")] = pg.DEFAULT_ROLES["owner"]
     migrator_role: Annotated[str, Doc("migrate's role")] = pg.DEFAULT_ROLES["migrator"]
     app_role: Annotated[str, Doc("the server's role")] = pg.DEFAULT_ROLES["app"]
     readonly_role: Annotated[str, Doc("read-only role")] = pg.DEFAULT_ROLES["readonly"]
-    backup_image: Annotated[
-        str, Doc("backup image by digest: schedules a backup CronJob (StatefulSet flavor)")
-    ] = ""
+    backup_image: BackupImage = ""
 
     def _names(self) -> pg.Names:
         return pg.Names(database=self.database, owner=self.owner_role,

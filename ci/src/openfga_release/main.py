@@ -16,9 +16,11 @@ import dagger
 from dagger import DefaultPath, Doc, check, function
 
 from . import args, datastore, e2e, openfga
+from . import kraftcloud as kc
+from . import kubernetes as kw
+from . import registry as publishing
+from . import release as rls
 from .backup import Backup
-from .kraftcloud import KraftCloud
-from .kubernetes import Kubernetes
 from .postgres import Postgres, postgres_rootfs
 from .recipes import migrate as migrations
 from .recipes import postgres as pg
@@ -116,25 +118,16 @@ class OpenfgaRelease:
 
     @function
     def kubernetes(
-        self,
-        kubeconfig: Annotated[
-            dagger.Secret | None, Doc("kubeconfig (file://$HOME/.kube/config)")
-        ] = None,
-        namespace: Annotated[str, Doc("namespace (must exist; never created)")] = "openfga",
-        flavor: Annotated[str, Doc("statefulset or cnpg (CloudNativePG)")] = "statefulset",
-        postgres_memory: Annotated[str, Doc("PostgreSQL memory limit; sizes memory.conf")] = "1Gi",
-        postgres_storage: Annotated[str, Doc("data volume size")] = "10Gi",
-        storage_class: Annotated[str, Doc("StorageClass ('' = the default)")] = "",
-        openfga_replicas: Annotated[int, Doc("OpenFGA replicas (2 or more)")] = 2,
-        backup_image: Annotated[
-            str, Doc("backup image by digest: schedules backups (StatefulSet flavor)")
-        ] = "",
-    ) -> Kubernetes:
+        self, kubeconfig: kw.Kubeconfig = None, namespace: kw.Namespace = "openfga",
+        flavor: kw.Flavor = "statefulset", postgres_memory: kw.PostgresMemory = "1Gi",
+        postgres_storage: kw.PostgresStorage = "10Gi", storage_class: kw.StorageClass = "",
+        openfga_replicas: kw.OpenfgaReplicas = 2, backup_image: kw.BackupImage = "",
+    ) -> kw.Kubernetes:  # fmt: skip
         """OpenFGA and PostgreSQL on Kubernetes: manifests, role, deploy, dry-run."""
         if self.postgres_config is None:
             raise InputError("no PostgreSQL config: pass --postgres-config images/postgres")
         names = self._names()
-        return Kubernetes(
+        return kw.Kubernetes(
             kubeconfig=kubeconfig, namespace=namespace, flavor=flavor,
             postgres_config=self.postgres_config, openfga_version=self.version,
             postgres_memory=postgres_memory, postgres_storage=postgres_storage,
@@ -148,32 +141,18 @@ class OpenfgaRelease:
     @function
     def kraftcloud(
         self,
-        kraftfiles: Annotated[
-            dagger.Directory,
-            DefaultPath("/kraftfiles"),
-            Doc("the Kraftfiles (kraftfiles/openfga, kraftfiles/postgres)"),
-        ],
-        token: Annotated[dagger.Secret | None, Doc("KraftCloud token (env://UKC_TOKEN)")] = None,
-        metro: Annotated[str, Doc("metro (fra, dal, sin, ...) or an API URL")] = "fra",
-        user: Annotated[str, Doc("registry namespace: index.unikraft.io/<user>/...")] = "",
-        name: Annotated[str, Doc("prefix of every resource (instances, volume, service)")] = (
-            "openfga"
-        ),
-        kraft_sha256: Annotated[str, Doc("SHA-256 of the pinned kraft release archive")] = (
-            kraft_pkg.KRAFT_SHA256
-        ),
-        domain: Annotated[str, Doc("custom domain ('' = the platform's name)")] = "",
-        scale_to_zero: Annotated[str, Doc("off, on or idle")] = "idle",
-        openfga_memory_mb: Annotated[int, Doc("OpenFGA instance memory")] = 512,
-        postgres_memory_mb: Annotated[int, Doc("PostgreSQL instance memory")] = 1024,
-        volume_size_mb: Annotated[int, Doc("PostgreSQL volume (never deleted)")] = 1024,
-        postgres_memory: args.Memory = "640MiB",
-    ) -> KraftCloud:
+        kraftfiles: Annotated[dagger.Directory, DefaultPath("/kraftfiles"), Doc("kraftfiles/")],
+        token: kc.Token = None, metro: kc.Metro = "fra", user: kc.User = "",
+        name: kc.Name = "openfga", kraft_sha256: kc.KraftSha256 = kraft_pkg.KRAFT_SHA256,
+        domain: kc.Domain = "", scale_to_zero: kc.ScaleToZero = "idle",
+        openfga_memory_mb: kc.OpenfgaMemoryMb = 512, postgres_memory_mb: kc.PostgresMemoryMb = 1024,
+        volume_size_mb: kc.VolumeSizeMb = 1024, postgres_memory: args.Memory = "640MiB",
+    ) -> kc.KraftCloud:  # fmt: skip
         """OpenFGA + PostgreSQL on KraftCloud: package, deploy, dry-run, status."""
         postgres = None
         if self.postgres_config is not None:
             postgres = postgres_rootfs(self.postgres_config, memory=postgres_memory)
-        return KraftCloud(
+        return kc.KraftCloud(
             token=token, metro=metro, user=user, name=name, kraftfiles=kraftfiles,
             kraft_sha256=kraft_sha256, domain=domain, scale_to_zero=scale_to_zero,
             openfga_memory_mb=openfga_memory_mb, postgres_memory_mb=postgres_memory_mb,
@@ -267,3 +246,40 @@ class OpenfgaRelease:
         postgres = self.postgres()  # plain inputs first: nothing asks the engine before
         build = await self._native(arch)
         return await e2e.run(postgres, openfga.image(build))
+
+    # -- publish and release: wiring in registry.py and release.py, rules in recipes/
+
+    @function
+    def registry(
+        self, address: rls.Address, namespace: rls.Namespace = "", username: rls.Username = "",
+        password: rls.Password = None,
+    ) -> publishing.Registry:  # fmt: skip
+        """An OCI registry (any) to publish to; publish returns digest references."""
+        return rls.registry(address, namespace, username, password, self.go_image)
+
+    def _release_inputs(self) -> rls.Inputs:
+        return rls.inputs(
+            version=self.version, date=self.date, from_source=self.source is not None,
+            build=self._build, postgres_config=self.postgres_config, names=self._names(),
+            e2e=self.test_e2e, go_image=self.go_image,
+        )  # fmt: skip
+
+    @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
+    async def release(
+        self, registry: rls.Address, namespace: rls.Namespace = "", username: rls.Username = "",
+        password: rls.Password = None, signing_key: rls.SigningKey = None,
+        signing_password: rls.SigningPassword = None, public_key: rls.PublicKey = None,
+        oidc_token: rls.OidcToken = None, latest: rls.Latest = False, force: rls.Force = False,
+    ) -> dagger.Directory:  # fmt: skip
+        """Both arches, e2e check, dist/ (binaries, checksums, SBOMs, release.json), push, sign."""
+        target = self.registry(registry, namespace, username, password)
+        return await rls.publish_release(
+            self._release_inputs(), target, latest=latest, force=force, public_key=public_key,
+            signing_key=signing_key, signing_password=signing_password, oidc_token=oidc_token,
+        )  # fmt: skip
+
+    @function
+    @check
+    async def release_dry_run(self) -> str:
+        """Every artifact of the release matrix built, dist/ written, nothing pushed."""
+        return await rls.dry_run(self._release_inputs())
