@@ -97,6 +97,17 @@ def test_a_full_run_fills_a_store_and_deletes_it(memory: LocalServer) -> None:
     assert '"stopped_by": "count"' in proc.stdout and '"tuples": 2000' in proc.stdout
 
 
+def test_the_setup_is_bounded_too_and_leaves_no_store(memory: LocalServer) -> None:
+    before = httpx.get(f"{memory.url}/stores", headers={"Authorization": f"Bearer {KEY}"})
+    # 100k tuples are 1000 write requests (and their generation alone takes longer than
+    # 0.05 s): the bound must stop the setup, whatever this machine's speed.
+    with pytest.raises(bench.BenchError, match=r"100000 tuples did not finish within 0\.05 s"):
+        asyncio.run(bench.run_bench(memory.url, KEY, tuples=100_000, requests=1, duration=1,
+                                    setup_timeout=0.05))
+    after = httpx.get(f"{memory.url}/stores", headers={"Authorization": f"Bearer {KEY}"})
+    assert after.json()["stores"] == before.json()["stores"]
+
+
 def test_met_objectives_pass(memory: LocalServer, store: str) -> None:
     proc = run(memory, store, "--requests", "30", "--duration", "600",
                "--objective", "check.p99_ms=600000", "--objective", "all.rps=0.001")

@@ -56,6 +56,7 @@ import httpx
 TOKEN_ENV = "FGA_TOKEN"  # noqa: S105 (a variable name, not a secret)
 WRITE_CHUNK = 100  # tuples per write: OpenFGA's default --max-tuples-per-write
 BATCH_SIZE = 20  # checks per batch-check request
+SETUP_TIMEOUT = 900.0  # seconds to write the generated tuples
 OPS = ("check", "batch-check", "list-objects")
 METRICS = ("p50_ms", "p95_ms", "p99_ms", "rps", "errors")
 EXIT_OK, EXIT_MISSED, EXIT_ERROR = 0, 1, 2
@@ -548,7 +549,7 @@ async def run_bench(
     concurrency: int = 8, ops: tuple[str, ...] = OPS, seed: int = 1, warmup: int = 0,
     store_id: str | None = None, model_id: str | None = None, keep_store: bool = False,
     write_concurrency: int = 8, allow_plain_http: bool = False, timeout: float = 30.0,
-    skew: float = 1.0,
+    skew: float = 1.0, setup_timeout: float = SETUP_TIMEOUT,
 ) -> Result:
     if skew < 1:
         raise BenchError(f"--skew {skew} is below 1: use 1 (uniform) or more (popular ids)")
@@ -566,7 +567,14 @@ async def run_bench(
         started = time.monotonic()
         created = store_id is None
         if store_id is None:
-            store_id, model_id = await setup_store(api, tuples, seed, write_concurrency)
+            try:  # the setup is bounded too: the limits below bound only the load
+                store_id, model_id = await asyncio.wait_for(
+                    setup_store(api, tuples, seed, write_concurrency), setup_timeout)
+            except TimeoutError:
+                raise BenchError(
+                    f"writing {tuples} tuples did not finish within {setup_timeout:g} s (the "
+                    "store was deleted): lower --tuples or raise --setup-timeout"
+                ) from None
         elif model_id is None:
             models = await api.call("read models", "GET",
                                     f"/stores/{store_id}/authorization-models")
@@ -635,6 +643,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--store-id", help="reuse a store this tool filled (skips the setup)")
     p.add_argument("--keep-store", action="store_true")
     p.add_argument("--write-concurrency", type=int, default=8)
+    p.add_argument("--setup-timeout", type=float, default=SETUP_TIMEOUT,
+                   help="seconds to write the tuples at most")
     p.add_argument("--allow-plain-http", action="store_true")
     p.add_argument("--json", action="store_true")
     return p.parse_args(argv)
@@ -650,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency, ops=tuple(o.strip() for o in args.ops.split(",")),
             seed=args.seed, warmup=args.warmup, store_id=args.store_id, skew=args.skew,
             keep_store=args.keep_store, write_concurrency=args.write_concurrency,
+            setup_timeout=args.setup_timeout,
             allow_plain_http=args.allow_plain_http))
     except BenchError as err:
         msg = str(err).replace(token, "***") if token else str(err)
