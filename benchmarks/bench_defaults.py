@@ -15,6 +15,9 @@ generated data from bench.py):
   included).
 * (c) **memory**: OpenFGA's memory engine with our settings: no database at all.
 
+All three log at ``warn`` (tests/support/fga_stack.py): at ``info`` OpenFGA writes one
+line per request, on every stack alike.
+
 Phases, interleaved in ``--rounds`` rounds (a, b, c, a, b, c...) so that the
 background load of a shared machine falls on every stack alike:
 
