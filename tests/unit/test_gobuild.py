@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from openfga_release.recipes import gobuild, releases
+from openfga_release.recipes.errors import InputError
 from openfga_release.recipes.gobuild import BuildInputError, BuildRecipe, UnsafeBuildFlagsError
 from openfga_release.recipes.releases import RELEASES, UnknownVersionError
 
@@ -219,3 +220,36 @@ def test_release_recipes_carry_the_pinned_source_hash():
     assert argv[argv.index("--sum") + 1] == RELEASES["v1.22.1"].sum
     with pytest.raises(BuildInputError):
         gobuild.recipe_for("v1.22.1-acme.1", from_source=True).modverify_args("/m.py", "/src")
+
+
+def test_release_and_date_messages_word_for_word():
+    with pytest.raises(UnknownVersionError) as err:
+        releases.release("v9.9.9")
+    assert str(err.value) == (
+        "OpenFGA v9.9.9 is not a release this module pins (known: v1.22.1, v1.21.0, v1.19.0, "
+        "v1.18.1). Add it to ci/src/openfga_release/recipes/releases.py with its tag date after "
+        "checking it builds, or pass --source with a checkout to build that tree instead."
+    )
+    fix = "write an RFC 3339 time with an offset, such as 2026-10-28T12:53:36Z"
+    for date, why in (("x", "is not a strict RFC 3339 time"),
+                      ("2026-02-30T00:00:00Z", "is not a real calendar time"),
+                      ("2039-01-01T00:00:00Z", "is outside 1970-01-01 to 2038-01-19 (file times "
+                                               "are 32-bit)")):  # fmt: skip
+        with pytest.raises(UnknownVersionError) as err:
+            releases.to_epoch(date)
+        assert str(err.value) == f"date {date!r} {why}: {fix}"
+
+
+@pytest.mark.parametrize("image", ["golang:1.26.8-bookworm", "golang@sha256:" + "b" * 64])
+def test_go_images_pinned_to_a_patch_or_a_digest_pass(image):
+    assert releases.check_go_image(image) == image
+
+
+@pytest.mark.parametrize("image", ["golang:1.26", "golang:latest", "golang"])
+def test_go_images_that_move_are_refused(image):
+    with pytest.raises(InputError) as err:
+        releases.check_go_image(image)
+    assert str(err.value) == (
+        f"Go image {image!r} is not pinned: name a full version tag or a digest (for example "
+        "'golang:1.26.8-bookworm') so the same inputs give the same bytes"
+    )

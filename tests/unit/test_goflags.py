@@ -394,3 +394,16 @@ def test_valued_linker_flags_in_the_space_form_are_read_whole(flag: str, why: st
     with pytest.raises(BuildInputError) as err:
         check_link_flags([flag])
     assert str(err.value).startswith(f"linker flag {flag!r} is refused: {why}. Allowed")
+
+
+def test_parse_and_join_details() -> None:
+    flags = goflags.parse(["-v", "-p", "4"], takes_value=["p"])
+    assert [f.text for f in flags] == ["-v", "-p 4"]
+    assert goflags.join(["it's"]) == "\"it's\"" and goflags.join(['say "x"']) == "'say \"x\"'"
+    assert goflags.split("'a' 'b'") == ["a", "b"]
+    with pytest.raises(FlagSyntaxError) as err:
+        goflags.parse(["main.go"], takes_value=[])
+    assert str(err.value) == (
+        "'main.go' is not a flag: Go would stop reading flags there and treat the rest as "
+        "packages or files, which the recipe chooses; give only flags"
+    )

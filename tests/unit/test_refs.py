@@ -73,3 +73,12 @@ def test_the_python_image_is_patch_pinned():
     assert refs.check_pinned(refs.PYTHON_IMAGE, what="Python", example="", parts=3).version == (
         3, 13, 9,
     )  # fmt: skip
+
+
+def test_messages_word_for_word():
+    with pytest.raises(ImageRefError) as err:
+        refs.parse("Bad Ref")
+    assert str(err.value) == (
+        "image reference 'Bad Ref' is not valid: write it as name:tag or name@sha256:<digest>, "
+        "with a lowercase name and no spaces"
+    )

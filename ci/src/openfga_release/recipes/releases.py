@@ -58,7 +58,7 @@ def to_epoch(date: str) -> int:
     if not _RFC3339.fullmatch(date):
         raise UnknownVersionError(f"date {date!r} is not a strict RFC 3339 time: {fix}")
     try:
-        epoch = int(datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp())
+        epoch = int(datetime.fromisoformat(date).timestamp())  # Python 3.11+ reads "Z"
     except ValueError:
         raise UnknownVersionError(f"date {date!r} is not a real calendar time: {fix}") from None
     if not 0 <= epoch <= MAX_EPOCH:
