@@ -568,13 +568,14 @@ async def run_bench(
         created = store_id is None
         if store_id is None:
             try:  # the setup is bounded too: the limits below bound only the load
-                store_id, model_id = await asyncio.wait_for(
+                made: tuple[str, str] = await asyncio.wait_for(
                     setup_store(api, tuples, seed, write_concurrency), setup_timeout)
             except TimeoutError:
                 raise BenchError(
                     f"writing {tuples} tuples did not finish within {setup_timeout:g} s (the "
                     "store was deleted): lower --tuples or raise --setup-timeout"
                 ) from None
+            store_id, model_id = made
         elif model_id is None:
             models = await api.call("read models", "GET",
                                     f"/stores/{store_id}/authorization-models")
