@@ -59,6 +59,8 @@ def test_objects_are_registered_under_the_module_name(registration):
     objects = [s for s in plan.walk(registration) if s.name == "withObject" and s.depth == 1]
     names = sorted(o.args["name"] for o in objects)
     assert {MAIN, "Postgres", "Backup", "KraftCloud", "Kubernetes", "Registry"} <= set(names)
+    fns = {name for obj, name in functions(registration) if obj == MAIN}
+    assert {"verify", "bench", "release", "release_dry_run", "migrate", "smoke"} <= fns
     assert openfga_release.OpenfgaRelease.__dagger_module__ is default_module()
 
 
@@ -90,7 +92,7 @@ def test_build_functions_keep_the_default_cache_policy(registration):
 
 def test_side_effecting_functions_are_never_cached(registration):
     fns = functions(registration)
-    for name in ("migrate", "smoke", "test_e2e", "release"):
+    for name in ("migrate", "smoke", "test_e2e", "release", "verify", "bench"):
         policies = [s.args for s in fns[(MAIN, name)] if s.name == "withCachePolicy"]
         assert policies == [{"policy": "Never"}], name
 
@@ -117,6 +119,8 @@ def test_secrets_are_secret_typed_arguments(registration):
         ((MAIN, "kraftcloud"), "token"),
         ((MAIN, "kubernetes"), "kubeconfig"),
         ((MAIN, "registry"), "password"),
+        ((MAIN, "verify"), "token"),
+        ((MAIN, "bench"), "token"),
         ((MAIN, "release"), "password"),
         ((MAIN, "release"), "signing_key"),
         ((MAIN, "release"), "signing_password"),

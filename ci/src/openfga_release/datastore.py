@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Annotated
 
 import dagger
-from dagger import dag
+from dagger import Doc, dag
 
 from .recipes import migrate as recipe
 from .recipes.dsn import Dsn, check_uri_as_given
@@ -21,6 +22,20 @@ from .recipes.image import CA_BUNDLE_PATH
 from .recipes.postgres import POSTGRES_IMAGE, Names
 
 PROBE_CA_BUNDLE = "/probe/ca-certificates.crt"  # the OpenFGA image's CA bundle, for libpq
+
+
+# The arguments of the main object's `migrate`, declared once.
+Uri = Annotated[dagger.Secret | None, Doc("full postgres:// URI, as a secret (env://VAR)")]
+Host = Annotated[str, Doc("database host, instead of --datastore-uri")]
+Port = Annotated[int, Doc("database port")]
+User = Annotated[str, Doc("the role to migrate as (default: the migrator role)")]
+Password = Annotated[dagger.Secret | None, Doc("the role's password (with --host)")]
+SslMode = Annotated[str, Doc("require or stricter for public hosts")]
+SchemaRevision = Annotated[int | None, Doc("migrate to this schema revision (default: the newest)")]
+Timeout = Annotated[int, Doc("seconds for the whole run")]
+AllowDowngrade = Annotated[
+    bool, Doc("allow a --schema-revision below the current one (OpenFGA's Down steps drop data)")
+]
 
 
 @dataclass(frozen=True)

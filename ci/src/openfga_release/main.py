@@ -15,11 +15,13 @@ from typing import Annotated
 import dagger
 from dagger import DefaultPath, Doc, check, function
 
-from . import args, datastore, e2e, openfga
+from . import args, e2e, openfga
+from . import datastore as ds
 from . import kraftcloud as kc
 from . import kubernetes as kw
 from . import registry as publishing
 from . import release as rls
+from . import verify as vf
 from .backup import Backup
 from .postgres import Postgres, postgres_rootfs
 from .recipes import migrate as migrations
@@ -188,24 +190,10 @@ class OpenfgaRelease:
 
     @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
     async def migrate(
-        self,
-        datastore_uri: Annotated[
-            dagger.Secret | None, Doc("full postgres:// URI, as a secret (env://VAR)")
-        ] = None,
-        host: Annotated[str, Doc("database host, instead of --datastore-uri")] = "",
-        port: Annotated[int, Doc("database port")] = 5432,
-        user: Annotated[str, Doc("the role to migrate as (default: the migrator role)")] = "",
-        password: Annotated[dagger.Secret | None, Doc("the role's password (with --host)")] = None,
-        sslmode: Annotated[str, Doc("require or stricter for public hosts")] = "",
-        schema_revision: Annotated[
-            int | None, Doc("migrate to this schema revision (default: the newest)")
-        ] = None,
-        timeout: Annotated[int, Doc("seconds for the whole run")] = migrations.RUN_TIMEOUT,
-        allow_downgrade: Annotated[
-            bool,
-            Doc("allow a --schema-revision below the current one (OpenFGA's Down steps drop data)"),
-        ] = False,
-        arch: args.EngineArch = "",
+        self, datastore_uri: ds.Uri = None, host: ds.Host = "", port: ds.Port = 5432,
+        user: ds.User = "", password: ds.Password = None, sslmode: ds.SslMode = "",
+        schema_revision: ds.SchemaRevision = None, timeout: ds.Timeout = migrations.RUN_TIMEOUT,
+        allow_downgrade: ds.AllowDowngrade = False, arch: args.EngineArch = "",
     ) -> str:
         """Run `openfga migrate` as the migrator role; reports the schema revision reached."""
         target = migrations.check_target(schema_revision)
@@ -214,7 +202,7 @@ class OpenfgaRelease:
         async def image() -> dagger.Container:
             return openfga.image(await self._native(arch))
 
-        report = await datastore.run_migrate(
+        report = await ds.run_migrate(
             image, names=self._names(), datastore_uri=datastore_uri, host=host, port=port,
             user=user, password=password, sslmode=sslmode, target=target, timeout=timeout,
             allow_downgrade=allow_downgrade,
@@ -223,13 +211,7 @@ class OpenfgaRelease:
 
     @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
     async def smoke(
-        self,
-        url: Annotated[str, Doc("OpenFGA HTTP API, e.g. https://fga.example.com")],
-        token: Annotated[dagger.Secret | None, Doc("preshared key (env://FGA_TOKEN)")] = None,
-        service: Annotated[
-            dagger.Service | None,
-            Doc("bind a service as host 'openfga' (e.g. tcp://localhost:8080 for a local server)"),
-        ] = None,
+        self, url: vf.Url, token: vf.Token = None, service: vf.Service = None,
         wait: Annotated[float, Doc("seconds to wait for /healthz to say SERVING")] = 30,
     ) -> str:
         """Smoke-test any OpenFGA endpoint: health, store, model, tuples, checks; cleans up."""
@@ -238,6 +220,26 @@ class OpenfgaRelease:
         if service is not None:
             ctr = ctr.with_service_binding(openfga.ALIAS, service)
         return await ctr.with_exec(argv).stdout()
+
+    @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
+    async def verify(
+        self, url: vf.Url, tests: vf.Tests, token: vf.Token = None, service: vf.Service = None,
+        timeout: vf.Timeout = 30,
+    ) -> str:  # fmt: skip
+        """Run a team's own .fga.yaml model tests against any OpenFGA, in throwaway stores."""
+        return await vf.verify(url, token, tests, service, timeout)
+
+    @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
+    async def bench(
+        self, url: vf.Url, token: vf.Token = None, objectives: vf.Objectives = (),
+        requests: vf.Requests = 20000, duration: vf.Duration = 60,
+        concurrency: vf.Concurrency = 16, tuples: vf.Tuples = 100000, service: vf.Service = None,
+    ) -> str:  # fmt: skip
+        """Bounded load (check, batch-check, list-objects) with a gate on latency/throughput."""
+        return await vf.bench(
+            url, token, tuples=tuples, requests=requests, duration=duration,
+            concurrency=concurrency, objectives=objectives, service=service,
+        )  # fmt: skip
 
     @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
     @check

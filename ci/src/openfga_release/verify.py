@@ -11,8 +11,10 @@ engine's private network: only then is the key allowed over plain http.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import dagger
-from dagger import dag
+from dagger import Doc, dag
 
 from .openfga import ALIAS, standalone
 from .recipes.errors import InputError, StepError
@@ -67,6 +69,27 @@ def check_url(url: str, token: dagger.Secret | None, service: dagger.Service | N
                                       allow_plain_http=service is not None)
     except verify_script.VerifyError as err:
         raise InputError(str(err)) from None
+
+
+# The arguments of the main object's `verify` and `bench`, declared once.
+Url = Annotated[str, Doc("OpenFGA HTTP API, e.g. https://fga.example.com")]
+Tests = Annotated[
+    dagger.Directory, Doc("folder of *.fga.yaml model tests (fga model test format), their files")
+]
+Token = Annotated[dagger.Secret | None, Doc("preshared key (env://FGA_TOKEN)")]
+Service = Annotated[
+    dagger.Service | None, Doc("bind a service as host 'openfga' (then --url http://openfga:8080)")
+]
+Timeout = Annotated[float, Doc("seconds per request")]
+Objectives = Annotated[
+    tuple[str, ...],
+    Doc("OP.METRIC=VALUE (check|batch-check|list-objects|all . p50_ms|p95_ms|p99_ms|rps|errors), "
+        "e.g. check.p95_ms=25; a miss fails the call"),
+]  # fmt: skip
+Requests = Annotated[int, Doc("count limit: requests to send at most")]
+Duration = Annotated[float, Doc("time limit: seconds of load at most")]
+Concurrency = Annotated[int, Doc("requests in flight at once")]
+Tuples = Annotated[int, Doc("generated tuples written first (a throwaway store)")]
 
 
 async def verify(url: str, token: dagger.Secret | None, tests: dagger.Directory,
