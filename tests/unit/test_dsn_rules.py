@@ -668,3 +668,17 @@ def test_authority_edges() -> None:
     # Bytes that are not UTF-8 pass through as pgx passes them (no decoding).
     assert pgx_config("postgres://u:\udcff@h/d").password == "\udcff"
     assert pgx_config("postgres://u:%FF@h/d").password == "\udcff"
+
+
+def test_longer_forms_of_a_secret_are_redacted_before_the_forms_inside_them() -> None:
+    from openfga_release.recipes.dsn import redact
+
+    # The Go-escaped form of a secret ending or starting with a backslash holds the raw
+    # secret: replaced first, the raw form would leave a backslash of the secret behind.
+    assert redact("<Zq8W\\\\>", ["Zq8W\\"]) == "<***>"
+    assert redact("<\\\\zq8W>", ["\\zq8W"]) == "<***>"
+
+
+def test_dsn_parse_sees_blank_values_too() -> None:
+    with pytest.raises(DsnError, match=r"^the datastore URI gives sslmode twice"):
+        Dsn.parse(U + "h.internal/d?sslmode=require&sslmode=")
