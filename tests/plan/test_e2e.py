@@ -447,3 +447,19 @@ def test_a_failed_probe_is_explained_redacted_and_nothing_migrates(engine):
     assert "refused the password" in str(err.value) and "nothing was migrated" in str(err.value)
     assert secret_password not in str(err.value)
     assert engine.events == ["sh"]
+
+
+def test_migrate_with_a_host_refuses_an_oversized_password_before_any_run(engine):
+    with pytest.raises(InputError, match="--password") as err:
+        run(call, "migrate", host="db.internal", password=dag.set_secret("pw", "x" * 1025))
+    assert "x" * 20 not in str(err.value)
+    assert engine.events == []
+
+
+def test_migrate_removes_every_pg_variable_pgx_would_read(engine):
+    from openfga_release.recipes.dsn import PGX_ENV
+
+    run(call, "migrate", host="db.internal", password=dag.set_secret("pw", PASSWORD))
+    chain = plan.chain(migrated(engine))
+    removed = {s.args["name"] for s in chain if s.name == "withoutEnvVariable"}
+    assert set(PGX_ENV) <= removed and "PGHOST" in removed and "PGSSLMODE" in removed

@@ -530,7 +530,7 @@ def test_private_names() -> None:
     assert dsn.default_sslmode("x.example.com") == "require"
 
 
-# -- details the mutation run asked for (scripts/mutation-dsn) -------------------------
+# -- details the mutation run asked for (scripts/mutation) -----------------------------
 
 
 def test_hex_digits_are_exactly_0_9_a_f() -> None:

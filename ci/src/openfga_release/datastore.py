@@ -17,7 +17,7 @@ import dagger
 from dagger import Doc, dag
 
 from .recipes import migrate as recipe
-from .recipes.dsn import Dsn, check_uri_as_given
+from .recipes.dsn import PGX_ENV, Dsn, check_password, check_uri_as_given
 from .recipes.image import CA_BUNDLE_PATH
 from .recipes.postgres import POSTGRES_IMAGE, Names
 
@@ -71,11 +71,14 @@ async def _target(
     assert password is not None  # check_datastore_args
     role = recipe.check_migrator_user(user or names.migrator, names)
     dsn = Dsn(host, names.database, role, port=port, sslmode=sslmode)
-    return _Target(dsn, None, dsn.public_uri(), password, [])
+    plain = await password.plaintext()  # read once, locally, only to check its length
+    check_password(plain, "--password")
+    return _Target(dsn, None, dsn.public_uri(), password, [plain])
 
 
 def _apply(ctr: dagger.Container, target: _Target) -> dagger.Container:
-    for name in recipe.UNSAFE_ENV:
+    # OpenFGA's own flags and every PG* variable pgx would read beside the URI.
+    for name in (*recipe.UNSAFE_ENV, *PGX_ENV):
         ctr = ctr.without_env_variable(name)
     if target.uri is not None:
         return ctr.with_secret_variable(recipe.URI_ENV, target.uri)
