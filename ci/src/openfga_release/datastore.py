@@ -87,28 +87,6 @@ def _apply(ctr: dagger.Container, target: _Target) -> dagger.Container:
     return ctr.with_secret_variable(recipe.PASSWORD_ENV, target.password)
 
 
-async def connect(
-    ctr: dagger.Container,
-    *,
-    names: Names,
-    datastore_uri: dagger.Secret | None = None,
-    host: str = "",
-    port: int = 5432,
-    user: str = "",
-    password: dagger.Secret | None = None,
-    sslmode: str = "",
-) -> tuple[dagger.Container, list[str]]:
-    """``ctr`` pointed at the datastore, and the values to redact from its output.
-
-    Every check runs here, before any connection. A full URI stays a secret (read
-    once, locally, only to check it: OpenFGA gets it unchanged); with a host, the
-    URI holds no password and OpenFGA takes it from OPENFGA_DATASTORE_PASSWORD, so
-    it never needs percent-encoding.
-    """
-    target = await _target(names, datastore_uri, host, port, user, password, sslmode)
-    return _apply(ctr, target), target.redact
-
-
 def probe(image: dagger.Container, target: _Target) -> dagger.Container:
     """psql from the pinned postgres image, reading goose_db_version as the migrator (read-only).
 

@@ -100,6 +100,16 @@ PostgresMemory = Annotated[str, Doc("PostgreSQL memory limit; sizes memory.conf"
 PostgresStorage = Annotated[str, Doc("data volume size")]
 StorageClass = Annotated[str, Doc("StorageClass ('' = the default)")]
 OpenfgaReplicas = Annotated[int, Doc("OpenFGA replicas (2 or more)")]
+# deploy and dry-run take the same secrets.
+OpenfgaImage = Annotated[str, Doc("OpenFGA image by digest")]
+MigratorPassword = Annotated[dagger.Secret, Doc("the migrator role's password")]
+AppPassword = Annotated[dagger.Secret, Doc("the app role's password")]
+ReadonlyPassword = Annotated[dagger.Secret, Doc("the read-only role's password")]
+PresharedKeys = Annotated[dagger.Secret, Doc("OpenFGA preshared keys, comma-separated")]
+TlsCert = Annotated[dagger.Secret | None, Doc("PostgreSQL server certificate")]
+TlsKey = Annotated[dagger.Secret | None, Doc("its private key")]
+CaCert = Annotated[dagger.Secret | None, Doc("the CA that signed it")]
+S3Secret = Annotated[dagger.Secret | None, Doc("object-store credential for CNPG backups")]
 BackupImage = Annotated[str, Doc("backup image by digest: a backup CronJob (StatefulSet flavor)")]
 
 
@@ -201,16 +211,16 @@ class Kubernetes:
     @side_effect
     async def deploy(
         self,
-        openfga_image: Annotated[str, Doc("OpenFGA image by digest")],
-        migrator_password: Annotated[dagger.Secret, Doc("openfga_migrator's password")],
-        app_password: Annotated[dagger.Secret, Doc("openfga_app's password")],
-        readonly_password: Annotated[dagger.Secret, Doc("openfga_readonly's password")],
-        preshared_keys: Annotated[dagger.Secret, Doc("OpenFGA preshared keys, comma-separated")],
-        tls_cert: Annotated[dagger.Secret | None, Doc("PostgreSQL server certificate")] = None,
-        tls_key: Annotated[dagger.Secret | None, Doc("its private key")] = None,
-        ca_cert: Annotated[dagger.Secret | None, Doc("the CA that signed it")] = None,
-        s3_access_key_id: Annotated[dagger.Secret | None, Doc("CNPG backups")] = None,
-        s3_secret_access_key: Annotated[dagger.Secret | None, Doc("CNPG backups")] = None,
+        openfga_image: OpenfgaImage,
+        migrator_password: MigratorPassword,
+        app_password: AppPassword,
+        readonly_password: ReadonlyPassword,
+        preshared_keys: PresharedKeys,
+        tls_cert: TlsCert = None,
+        tls_key: TlsKey = None,
+        ca_cert: CaCert = None,
+        s3_access_key_id: S3Secret = None,
+        s3_secret_access_key: S3Secret = None,
     ) -> str:
         """Secrets -> PostgreSQL (ready) -> migration Job (Complete) -> Deployment (rolled out,
         rolled back on a progress deadline) -> smoke. Never deletes anything."""
@@ -222,14 +232,14 @@ class Kubernetes:
     @side_effect
     async def dry_run(
         self,
-        openfga_image: Annotated[str, Doc("OpenFGA image by digest")],
-        migrator_password: Annotated[dagger.Secret, Doc("openfga_migrator's password")],
-        app_password: Annotated[dagger.Secret, Doc("openfga_app's password")],
-        readonly_password: Annotated[dagger.Secret, Doc("openfga_readonly's password")],
-        preshared_keys: Annotated[dagger.Secret, Doc("OpenFGA preshared keys, comma-separated")],
-        tls_cert: Annotated[dagger.Secret | None, Doc("PostgreSQL server certificate")] = None,
-        tls_key: Annotated[dagger.Secret | None, Doc("its private key")] = None,
-        ca_cert: Annotated[dagger.Secret | None, Doc("the CA that signed it")] = None,
+        openfga_image: OpenfgaImage,
+        migrator_password: MigratorPassword,
+        app_password: AppPassword,
+        readonly_password: ReadonlyPassword,
+        preshared_keys: PresharedKeys,
+        tls_cert: TlsCert = None,
+        tls_key: TlsKey = None,
+        ca_cert: CaCert = None,
     ) -> str:
         """The server-side diff (dryRun=All) of a deploy; changes nothing (Secrets masked)."""
         ctr = self.deploy_plan("dry-run", openfga_image, _secret_files(
