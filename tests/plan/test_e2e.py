@@ -463,3 +463,10 @@ def test_migrate_removes_every_pg_variable_pgx_would_read(engine):
     chain = plan.chain(migrated(engine))
     removed = {s.args["name"] for s in chain if s.name == "withoutEnvVariable"}
     assert set(PGX_ENV) <= removed and "PGHOST" in removed and "PGSSLMODE" in removed
+
+
+def test_every_smoke_run_is_a_new_exec_never_a_cached_answer(engine):
+    for _ in range(2):
+        run(call, "smoke", url="https://fga.example.com", token=dag.set_secret("t", "k" * 20))
+    ids = [plan.env_of(c).get("OPENFGA_RELEASE_RUN_ID") for c in engine.containers("smoke.py")]
+    assert len(ids) == 2 and all(ids) and ids[0] != ids[1]

@@ -140,3 +140,14 @@ def test_unbounded_runs_and_bad_objectives_are_refused_before_anything_runs(
     with pytest.raises(InputError):
         run(wiring.bench, "https://fga.example.com", None, **args)
     assert engine.asked == []
+
+
+def test_every_verify_and_bench_run_is_a_new_exec(engine: FakeEngine) -> None:
+    tests = dag.directory().with_new_file("store.fga.yaml", "name: x")
+    for _ in range(2):
+        run(wiring.verify, "https://fga.example.com", None, tests)
+        run(wiring.bench, "https://fga.example.com", None, tuples=1000, requests=10,
+            duration=5, concurrency=1)  # fmt: skip
+    for script in ("verify.py", "bench.py"):
+        ids = [plan.env_of(c).get(wiring.RUN_ID_ENV) for c in engine.containers(script)]
+        assert len(ids) == 2 and all(ids) and ids[0] != ids[1], script

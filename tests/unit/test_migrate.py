@@ -150,8 +150,11 @@ def test_the_guard_follows_custom_role_names() -> None:
         with pytest.raises(MigrateInputError, match="run migrate as authz_mig") as err:
             check_migrator_user(role, names)
         assert role in str(err.value)
-    # The default names mean nothing special once custom ones are in use.
-    assert check_migrator_user("openfga_app", names) == "openfga_app"
+    # Only the migrator migrates: an allow-list, not a list of forbidden roles.
+    for other in ("openfga_migrator", "postgres", "admin", "rdsadmin"):
+        with pytest.raises(MigrateInputError, match="it is not the migrator role") as err:
+            check_migrator_user(other, names)
+        assert "run migrate as authz_mig" in str(err.value)
 
 
 @pytest.mark.parametrize(

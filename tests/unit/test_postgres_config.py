@@ -299,9 +299,14 @@ def test_pinned_images_pass(ref: str) -> None:
     assert pg.check_image_pinned(ref) == ref
 
 
-def test_alpine_variants_are_refused() -> None:
-    with pytest.raises(pg.PostgresConfigError, match="is an Alpine variant"):
-        pg.check_image_pinned("postgres:17.9-alpine3.22")
+@pytest.mark.parametrize(
+    "ref",
+    ["postgres:17.9-alpine3.22", "postgres:17.9-alpine", "postgres:17.9-musl",
+     "postgres@sha256:" + "a" * 64, "postgres:17.9-bookworm-slim"],
+)  # fmt: skip
+def test_only_debian_variants_named_by_their_tag_pass(ref: str) -> None:
+    with pytest.raises(pg.PostgresConfigError, match="is not a Debian variant named by its tag"):
+        pg.check_image_pinned(ref)
 
 
 @pytest.mark.parametrize("ref", ["postgres", "postgres:latest", "postgres:17",

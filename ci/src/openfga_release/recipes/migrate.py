@@ -86,19 +86,21 @@ def check_target(version: int | str | None) -> int | None:
 
 
 def check_migrator_user(user: str, names: Names = DEFAULT_NAMES) -> str:
-    """Refuse to migrate as a role meant for the server, for reading, or the NOLOGIN owner.
+    """Only the migrator role runs migrations: an allow-list of one.
 
-    ``names`` are the roles the PostgreSQL init made (custom names included). The
-    database refuses such a role whenever there is DDL to run; this names the
-    mistake even when the schema is already current (a no-op that succeeds).
+    ``names`` are the roles the PostgreSQL init made (``--migrator-role`` renames it).
+    The server's, the reader's and the owner's roles are named in the message; any
+    other role (a superuser, a personal login) is refused too: DDL runs as the owner
+    only through the migrator's ``SET role``, so nothing else should ever migrate.
     """
-    refused = {names.app: "rows only", names.readonly: "reads only", names.owner: "NOLOGIN"}
-    if user in refused:
-        raise MigrateInputError(
-            f"{user} may not run migrations: it is a least-privilege role ({refused[user]}); run "
-            f"migrate as {names.migrator}, whose session acts as the schema owner {names.owner}"
-        )
-    return user
+    if user == names.migrator:
+        return user
+    known = {names.app: "rows only", names.readonly: "reads only", names.owner: "NOLOGIN"}
+    what = f"a least-privilege role ({known[user]})" if user in known else "not the migrator role"
+    raise MigrateInputError(
+        f"{user} may not run migrations: it is {what}; run migrate as {names.migrator}, whose "
+        f"session acts as the schema owner {names.owner} (--migrator-role names another migrator)"
+    )
 
 
 def check_datastore_args(

@@ -116,10 +116,11 @@ MIN_POSTGRES_MAJOR = 14  # the oldest PostgreSQL OpenFGA supports upstream
 def check_image_pinned(ref: str) -> str:
     """A postgres base image: pinned (refs' rule), Debian, PostgreSQL 14 or newer."""
     image = refs.check_pinned(ref, what="postgres", example=POSTGRES_IMAGE, parts=2)
-    if "alpine" in (image.tag or ""):
+    if not re.fullmatch(r"\d+\.\d+(-(bookworm|trixie))?", image.tag or ""):
         raise PostgresConfigError(
-            f"postgres image {ref!r} is an Alpine variant: the start script and the build "
-            f"check need the Debian variant's setpriv (for example {POSTGRES_IMAGE!r})"
+            f"postgres image {ref!r} is not a Debian variant named by its tag (an Alpine or "
+            "other variant, or a bare digest): the start script and the build check need the "
+            f"Debian variant's setpriv; name the tag, e.g. {POSTGRES_IMAGE!r} (with @sha256:...)"
         )
     if image.version is not None and image.version[0] < MIN_POSTGRES_MAJOR:
         raise PostgresConfigError(
