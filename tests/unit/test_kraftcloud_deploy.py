@@ -229,3 +229,29 @@ def test_the_program_refuses_to_run_without_its_secrets(monkeypatch: pytest.Monk
     assert main(argv) == 1
     printed = capsys.readouterr().out
     assert "POSTGRES_MIGRATOR_PASSWORD" in printed and "t0ken-value-xyz" not in printed
+
+
+def test_a_same_named_instance_it_did_not_make_is_never_deleted(fake: UkcFake) -> None:
+    """A user's own instance that happens to carry the deploy's PostgreSQL name: the deploy
+    stops with a sentence and deletes nothing (only tagged instances are its own)."""
+    deploy(fake, FGA_OLD)
+    spec = Spec(openfga_image=FGA_OLD, postgres_image=PG)
+    pg = next(i for i in fake.instances.values() if i.name == spec.postgres)
+    with fake.cond:
+        pg.tags = ["someone-else"]  # as if a person had made it by hand
+    before = names(fake)
+    with pytest.raises(DeployError, match="was not made by this deploy") as err:
+        asyncio.run(_deploy_other_pg(fake))
+    assert "nothing was deleted" in str(err.value)
+    assert names(fake) == before
+
+
+async def _deploy_other_pg(fake: UkcFake) -> None:
+    out = Printer(list(SECRETS.values()), sink=lambda s: None)
+    platform = Platform(fake.base_url, fake.token, RetryPolicy(base_delay=0.01), log=out)
+    try:
+        other = "index.unikraft.io/team/openfga-postgres@sha256:" + "b" * 64
+        await Deploy(platform, Spec(openfga_image=FGA_OLD, postgres_image=other), SECRETS,
+                     out, smoke=False).run()
+    finally:
+        await platform.aclose()

@@ -43,7 +43,7 @@ from ..errors import StepError
 from ..migrate import explain_failure, redact
 from . import crash
 from .api import Platform
-from .plan import DRAIN_TIMEOUT_MS, Action, Spec, State, plan
+from .plan import DRAIN_TIMEOUT_MS, TAG_APP, Action, Spec, State, plan
 
 PG_READY_TIMEOUT = 180.0  # seconds: first boot runs initdb and the init SQL
 MIGRATE_TIMEOUT = 300  # seconds for the one-shot migration to stop
@@ -119,6 +119,7 @@ class Deploy:
         else:
             dead = state.instance(self.spec.app)
             if dead is not None:  # this version's own instance, left stopped by a failed run
+                self._ours(dead)
                 await self.platform.delete([dead.name])
                 self.out(f"removed {dead.name} ({dead.state}), left by an earlier failed run")
             current = [i for i in current if i.name != self.spec.app]
@@ -135,6 +136,15 @@ class Deploy:
         return result
 
     # ------------------------------------------------------------ steps
+    def _ours(self, inst: Any) -> None:
+        """Only instances this tool tagged as its own are ever stopped or deleted."""
+        if f"{TAG_APP}.name={self.spec.name}" not in (inst.tags or []):
+            raise DeployError(
+                f"an instance named {inst.name} exists but was not made by this deploy (it lacks "
+                f"the tag {TAG_APP}.name={self.spec.name}): nothing was deleted; rename or "
+                "remove it yourself, or deploy with another --name"
+            )
+
     async def _volume(self, state: State) -> bool:
         if self.spec.volume in state.volumes:
             return False
@@ -153,6 +163,7 @@ class Deploy:
                 await self._await_postgres(pg.uuid, "started")
             return
         if pg is not None:  # a new image: the volume is exclusive, so the old one goes first
+            self._ours(pg)
             await p.stop([pg.name])
             await p.delete([pg.name])
             self.out(f"removed {pg.name} (image {pg.image}): replacing it on the same volume")
@@ -205,6 +216,7 @@ class Deploy:
         spec, p = self.spec, self.platform
         leftover = (await p.state()).instance(spec.migrate)
         if leftover is not None:  # our own one-shot, left by an interrupted run
+            self._ours(leftover)
             await p.delete([spec.migrate])
         inst = await p.create_instance(spec.migrate_body(self.secrets["migrator"]))
         await p.await_state(inst.uuid, "stopped", MIGRATE_TIMEOUT)
@@ -224,7 +236,9 @@ class Deploy:
 
     async def _canary(self) -> None:
         spec, p = self.spec, self.platform
-        if (await p.state()).instance(spec.canary) is not None:
+        leftover = (await p.state()).instance(spec.canary)
+        if leftover is not None:
+            self._ours(leftover)
             await p.delete([spec.canary])
         inst = await p.create_instance(spec.app_body(self.secrets["app"], self.secrets["keys"],
                                                      canary=True))
