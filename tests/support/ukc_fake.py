@@ -199,12 +199,16 @@ class Runner(Protocol):
 
 
 class ScriptedRunner:
-    """Runs nothing: an instance "runs" until stopped; a ``migrate`` argv exits 0."""
+    """Runs nothing: an instance "runs" until stopped; a ``migrate`` or ``backup`` argv
+    (the one-shots) exits 0."""
 
     def start(self, fake: UkcFake, inst: FakeInstance) -> None:
         inst.log(f"[fake] {inst.name}: {' '.join(inst.args) or inst.image}\n")
         if "migrate" in inst.args:
             inst.log('{"level":"info","msg":"migration done"}\n')
+            threading.Timer(0.05, fake.exited, (inst.uuid, 0)).start()
+        elif "openfga_release.recipes.backup" in inst.args:
+            inst.log('{"backup": "openfga-backup-openfga-20260101T000000Z"}\n')
             threading.Timer(0.05, fake.exited, (inst.uuid, 0)).start()
         elif "postgres" in inst.image:  # what the real start script logs, in short
             first = any(k.endswith("_PASSWORD") for k in inst.env)

@@ -1,4 +1,4 @@
-"""Dagger wiring for KraftCloud (Unikraft Cloud): package, deploy, dry run, status.
+"""Dagger wiring for KraftCloud (Unikraft Cloud): package, deploy, dry run, status, backup.
 
 The knowledge lives in :mod:`.recipes.kraftcloud` (plan, crash diagnostics,
 retries, the SDK calls, the deploy steps, the packaging argv); this file only
@@ -12,7 +12,9 @@ builds containers:
 - ``deploy`` / ``dry-run`` / ``status``: the pinned Python image with the
   pinned ``unikraft-cloud`` SDK and the plain recipes package, running
   ``python -m openfga_release.recipes.kraftcloud <command>``, the command the
-  tests run against the contract fake.
+  tests run against the contract fake;
+- ``backup``: the same container running ``... kraftcloud backup``: the one-shot
+  ``<name>-backup`` instance on the private network (see recipes/kraftcloud/deploy.py).
 
 The token and every password arrive only as ``dagger.Secret`` through
 ``with_secret_variable``; nothing secret is in argv, plain env or a layer.
@@ -30,7 +32,7 @@ from dagger import Doc, dag, function
 from .openfga import standalone
 from .recipes import refs
 from .recipes.kraftcloud import package as kpkg
-from .recipes.kraftcloud.plan import Spec
+from .recipes.kraftcloud.plan import BACKUP_SECRET_ENV, BackupJob, Spec
 from .registry import recipes_package
 from .sdk import object_type
 
@@ -162,10 +164,8 @@ class KraftCloud:
                 "--postgres-memory-mb", str(spec.postgres_memory_mb),
                 "--volume-size-mb", str(spec.volume_size_mb)]
 
-    def deploy_plan(self, command: str, openfga_image: str, postgres_image: str,
-                    secrets: dict[str, dagger.Secret]) -> dagger.Container:
-        """The deploy/dry-run/status container, planned; nothing runs until awaited."""
-        cli_args = self._cli_args(openfga_image, postgres_image)
+    def _program(self, command: str, cli_args: list[str], secrets: dict[str, dagger.Secret],
+                 env_names: dict[str, str]) -> dagger.Container:
         ctr = (
             dag.container().from_(refs.PYTHON_IMAGE)
             .with_exec(["pip", "install", "--no-cache-dir", "--disable-pip-version-check",
@@ -175,9 +175,22 @@ class KraftCloud:
             .with_secret_variable(TOKEN_ENV, self._token())
         )
         for key, secret in sorted(secrets.items()):
-            ctr = ctr.with_secret_variable(SECRET_ENV[key], secret)
+            ctr = ctr.with_secret_variable(env_names[key], secret)
         return ctr.with_env_variable(RUN_ID_ENV, uuid.uuid4().hex).with_exec(
             ["python", "-m", "openfga_release.recipes.kraftcloud", command, *cli_args])
+
+    def deploy_plan(self, command: str, openfga_image: str, postgres_image: str,
+                    secrets: dict[str, dagger.Secret]) -> dagger.Container:
+        """The deploy/dry-run/status container, planned; nothing runs until awaited."""
+        cli_args = self._cli_args(openfga_image, postgres_image)
+        return self._program(command, cli_args, secrets, SECRET_ENV)
+
+    def backup_plan(self, job: BackupJob, secrets: dict[str, dagger.Secret]
+                    ) -> dagger.Container:
+        """The backup container, planned: the job was checked (image by digest, endpoint)
+        before any container; the secrets arrive only as secret variables."""
+        return self._program("backup", ["--metro", self.metro, *job.cli_args()], secrets,
+                             BACKUP_SECRET_ENV)
 
     @side_effect
     async def deploy(
@@ -212,3 +225,25 @@ class KraftCloud:
     ) -> str:
         """What runs now, with one sentence for every stopped instance (never its env)."""
         return await self.deploy_plan("status", openfga_image, postgres_image, {}).stdout()
+
+    @side_effect
+    async def backup(
+        self,
+        backup_image: Annotated[str, Doc("backup image by digest (…@sha256:<64 hex>)")],
+        s3_endpoint: Annotated[str, Doc("S3-compatible endpoint, scheme://host[:port]")],
+        s3_bucket: Annotated[str, Doc("bucket")],
+        s3_access_key: Annotated[dagger.Secret, Doc("S3 access key id")],
+        s3_secret_key: Annotated[dagger.Secret, Doc("S3 secret access key")],
+        readonly_password: Annotated[dagger.Secret, Doc("openfga_readonly's password")],
+        s3_prefix: Annotated[str, Doc("prefix inside the bucket")] = "",
+        s3_region: Annotated[str, Doc("S3 region")] = "us-east-1",
+        keep: Annotated[int, Doc("newest backups kept")] = 14,
+    ) -> str:
+        """One backup now: the one-shot <name>-backup instance on the private network dumps
+        <name>-postgres.internal as the read-only role to the object store, stops and is
+        removed. Returns the filtered report; fails with a sentence."""
+        job = BackupJob(name=self.name, image=backup_image, endpoint=s3_endpoint,
+                        bucket=s3_bucket, prefix=s3_prefix, region=s3_region, keep=keep)
+        return await self.backup_plan(job, {
+            "readonly": readonly_password, "s3_access_key": s3_access_key,
+            "s3_secret_key": s3_secret_key}).stdout()

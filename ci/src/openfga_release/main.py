@@ -151,7 +151,7 @@ class OpenfgaRelease:
         openfga_memory_mb: kc.OpenfgaMemoryMb = 512, postgres_memory_mb: kc.PostgresMemoryMb = 1024,
         volume_size_mb: kc.VolumeSizeMb = 1024, postgres_memory: args.Memory = "640MiB",
     ) -> kc.KraftCloud:  # fmt: skip
-        """OpenFGA + PostgreSQL on KraftCloud: package, deploy, dry-run, status."""
+        """OpenFGA + PostgreSQL on KraftCloud: package, deploy, dry-run, status, backup."""
         postgres = None
         if self.postgres_config is not None:
             postgres = postgres_rootfs(self.postgres_config, memory=postgres_memory)

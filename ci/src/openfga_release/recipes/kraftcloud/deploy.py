@@ -21,6 +21,9 @@ Plain module (the SDK comes in through :mod:`.api`). Order and guarantees:
    canary or new instance that fails is removed and the old keep serving;
 7. the smoke test through the public name.
 
+:func:`backup` is a step of its own (``python -m ... backup``): the one-shot
+``<name>-backup`` on the private network, the same pattern as the migration.
+
 Nothing is deleted on a failure path except the deploy's own instances that
 failed (the one-shot migration, the canary, a new instance that never
 served); volumes are never deleted. Every line printed goes through
@@ -31,6 +34,7 @@ never printed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -42,8 +46,8 @@ import httpx
 from ..errors import StepError
 from ..migrate import explain_failure, redact
 from . import crash
-from .api import Platform
-from .plan import DRAIN_TIMEOUT_MS, TAG_APP, Action, Spec, State, plan
+from .api import Platform, PlatformError
+from .plan import DRAIN_TIMEOUT_MS, TAG_APP, Action, BackupJob, Spec, State, plan
 
 PG_READY_TIMEOUT = 180.0  # seconds: first boot runs initdb and the init SQL
 MIGRATE_TIMEOUT = 300  # seconds for the one-shot migration to stop
@@ -73,6 +77,16 @@ class Printer:
         line = self.clean(line)
         self.lines.append(line)
         self.sink(line)
+
+
+def check_ours(inst: Any, name: str) -> None:
+    """Only instances this tool tagged as its own (``--name``) are ever stopped or deleted."""
+    if f"{TAG_APP}.name={name}" not in (inst.tags or []):
+        raise DeployError(
+            f"an instance named {inst.name} exists but was not made by this deploy (it lacks "
+            f"the tag {TAG_APP}.name={name}): nothing was deleted; rename or "
+            "remove it yourself, or deploy with another --name"
+        )
 
 
 @dataclass
@@ -138,12 +152,7 @@ class Deploy:
     # ------------------------------------------------------------ steps
     def _ours(self, inst: Any) -> None:
         """Only instances this tool tagged as its own are ever stopped or deleted."""
-        if f"{TAG_APP}.name={self.spec.name}" not in (inst.tags or []):
-            raise DeployError(
-                f"an instance named {inst.name} exists but was not made by this deploy (it lacks "
-                f"the tag {TAG_APP}.name={self.spec.name}): nothing was deleted; rename or "
-                "remove it yourself, or deploy with another --name"
-            )
+        check_ours(inst, self.spec.name)
 
     async def _volume(self, state: State) -> bool:
         if self.spec.volume in state.volumes:
@@ -334,6 +343,58 @@ class Deploy:
                               if ln.strip())[-600:]
             return f"instance {info.name} is {info.state}; last log lines: {tail or '(none)'}"
         return crash.explain(self._stop(info), log, self.out.secrets)
+
+
+async def backup(platform: Platform, job: BackupJob, secrets: Mapping[str, str],
+                 out: Printer) -> None:
+    """One backup: the one-shot ``<name>-backup`` (restart never, no service: private only)
+    dumps ``<name>-postgres.internal`` as the read-only role to the object store and stops.
+    Waits for ``stopped``, prints the redacted log tail, deletes that instance whatever
+    happened, and raises :class:`DeployError` with a sentence on a non-zero exit, a crash or
+    a timeout. Its env holds the secrets, so it never outlives the run and is never printed."""
+    body = job.body(secrets)  # missing secrets fail here, before any request
+    state = await platform.state()
+    pg = state.instance(f"{job.name}-postgres")
+    if pg is None or pg.state not in ("running", "standby"):
+        raise DeployError(
+            f"no running PostgreSQL {job.name}-postgres to back up "
+            f"({'missing' if pg is None else pg.state}): deploy first, or pass the deploy's "
+            "--name")
+    leftover = state.instance(job.instance)
+    if leftover is not None:  # our own one-shot, left by an interrupted run
+        check_ours(leftover, job.name)
+        await platform.delete([job.instance])
+        out(f"removed {job.instance} ({leftover.state}), left by an interrupted run")
+    out(f"backup {job.instance}: {job.image} -> {job.endpoint} bucket {job.bucket} "
+        f"prefix {job.prefix!r} (private network, restart never)")
+    inst = await platform.create_instance(body)
+    seen, log = "", ""
+    info: Any = None
+    try:
+        seen = await platform.await_state(inst.uuid, "stopped", job.timeout_s)
+        info = await platform.get(inst.uuid)
+        log = await platform.logs(inst.uuid, 16384)
+    finally:  # whatever happened: the one-shot goes (its env holds the secrets)
+        if seen != "stopped":
+            with contextlib.suppress(PlatformError):  # it may have stopped meanwhile
+                await platform.stop([job.instance])
+        await platform.delete([job.instance])
+    clean = out.clean(log)
+    for ln in [ln for ln in clean.splitlines() if ln.strip()][-8:]:
+        out(f"  backup| {ln}")
+    if seen != "stopped":
+        raise DeployError(
+            f"the backup {job.instance} did not stop within {job.timeout_s}s (state "
+            f"{info.state if info else seen}); it was stopped and removed and no new backup was "
+            "recorded: raise --backup-timeout-s or look at the log lines above")
+    if info.exit_code != 0:
+        errors = [ln.strip() for ln in clean.splitlines() if ln.strip().startswith("error:")]
+        why = (errors[-1].removeprefix("error:").strip()
+               if errors and info.exit_code is not None
+               else crash.explain(Deploy._stop(info), log, out.secrets))
+        raise DeployError(f"the backup failed (exit code {info.exit_code}, state {info.state}) "
+                          f"and {job.instance} was removed: {why}")
+    out(f"backup {job.instance}: exit 0, removed")
 
 
 async def status(platform: Platform, spec: Spec, out: Printer) -> State:

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import backup as bk
 from ..dsn import Dsn
 from ..errors import InputError
 from ..migrate import migrate_command
@@ -181,6 +182,92 @@ class Spec:
                 body["scale_to_zero"] = {"policy": self.scale_to_zero, "stateful": False,
                                          "cooldown_time_ms": self.cooldown_ms}
         return body
+
+
+# Where the deploy program reads the backup's S3 credentials (set from Dagger secrets); the
+# read-only role's password comes from POSTGRES_READONLY_PASSWORD like the deploy's.
+BACKUP_SECRET_ENV = {"readonly": PASSWORD_ENV["readonly"],
+                     "s3_access_key": "BACKUP_S3_ACCESS_KEY_ID",
+                     "s3_secret_key": "BACKUP_S3_SECRET_ACCESS_KEY"}
+# The backup CLI's variable (recipes.backup.SECRET_ENV) -> the key above holding its value.
+BACKUP_INSTANCE_ENV = {bk.PASSWORD_ENV: "readonly", bk.ACCESS_KEY_ENV: "s3_access_key",
+                       bk.SECRET_KEY_ENV: "s3_secret_key"}
+BACKUP_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """The one-shot backup on the private network (no secrets): ``<name>-backup`` runs
+    ``recipes.backup backup`` as the read-only role against ``<name>-postgres.internal``."""
+
+    name: str
+    image: str
+    endpoint: str
+    bucket: str
+    prefix: str = ""
+    region: str = bk.DEFAULT_REGION
+    keep: int = bk.DEFAULT_KEEP
+    max_age_days: int | None = None
+    memory_mb: int = 512
+    timeout_s: int = BACKUP_TIMEOUT_S
+    names: Names = field(default_factory=Names)
+    allow_tags: bool = False  # tests use tags; a release passes the image by digest
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise KraftCloudInputError(
+                f"--name {self.name!r} must be the deploy's name (a DNS label of at most 40 "
+                "characters, e.g. openfga): the backup reaches <name>-postgres.internal")
+        if not self.image or (not self.allow_tags and not _DIGEST_RE.search(self.image)):
+            raise KraftCloudInputError(
+                f"the backup image {self.image!r} is not pinned by digest: pass it as "
+                "…@sha256:<64 hex> so every run uses the same client tools")
+        if self.memory_mb < 128 or self.timeout_s < 10:
+            raise KraftCloudInputError("the backup needs at least 128 MiB and a timeout of at "
+                                       "least 10 seconds")
+        self.store()  # refuses a bad endpoint (credentials in the URL, plain http outside)
+        bk.check_retention(self.keep, self.max_age_days)
+
+    @property
+    def instance(self) -> str:
+        return f"{self.name}-backup"
+
+    def store(self) -> bk.ObjectStore:
+        return bk.ObjectStore(endpoint=self.endpoint, bucket=self.bucket, prefix=self.prefix,
+                              region=self.region)
+
+    def tags(self) -> list[str]:
+        return [TAG_APP, f"{TAG_APP}.name={self.name}", f"{TAG_APP}.role=backup"]
+
+    def body(self, secrets: Mapping[str, str]) -> dict[str, Any]:
+        """The instance-create body: recipes.backup's one-shot plus the tool's tags, and the
+        secrets (``readonly``, ``s3_access_key``, ``s3_secret_key``) only in its env."""
+        db = bk.Database(host=f"{self.name}-postgres.internal", database=self.names.database,
+                         user=self.names.readonly, sslmode="require")
+        job = bk.kraftcloud_backup_instance(
+            image=self.image, db=db, where=self.store(), name=self.instance,
+            memory_mib=self.memory_mb, keep=self.keep, max_age_days=self.max_age_days)
+        missing = [BACKUP_SECRET_ENV[BACKUP_INSTANCE_ENV[v]] for v in job["secret_env"]
+                   if not secrets.get(BACKUP_INSTANCE_ENV[v])]
+        if missing:
+            raise KraftCloudInputError(
+                f"missing secret(s) {', '.join(missing)}: the backup needs the read-only "
+                "role's password and the S3 credentials as Dagger secrets")
+        body = dict(job["body"])
+        body["env"] = {**body["env"], **{v: secrets[BACKUP_INSTANCE_ENV[v]]
+                                         for v in job["secret_env"]}}
+        body["tags"] = self.tags()
+        return body
+
+    def cli_args(self) -> list[str]:
+        args = ["--name", self.name, "--backup-image", self.image, "--s3-endpoint",
+                self.endpoint, "--s3-bucket", self.bucket, "--s3-prefix", self.prefix,
+                "--s3-region", self.region, "--keep", str(self.keep),
+                "--backup-memory-mb", str(self.memory_mb),
+                "--backup-timeout-s", str(self.timeout_s)]
+        if self.max_age_days is not None:
+            args += ["--max-age-days", str(self.max_age_days)]
+        return args
 
 
 # ---------------------------------------------------------------- state and plan
