@@ -7,14 +7,17 @@ downloaded here, and there is no registry of Unikraft's to push to.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import anyio
 import dagger
 import pytest
+import yaml
 from dagger import dag
 from dagger.mod._module import FUNCTION_DEF_KEY
 from openfga_release import kraftcloud as kc
+from openfga_release.recipes import backup as bk
 from openfga_release.recipes import refs
 from openfga_release.recipes.errors import InputError
 from openfga_release.recipes.kraftcloud import package as kpkg
@@ -25,6 +28,8 @@ from tests.support.engine import Answer, FakeEngine
 SHA = "e" * 64
 FGA = "index.unikraft.io/team/openfga@sha256:" + "1" * 64
 PG = "index.unikraft.io/team/openfga-postgres@sha256:" + "2" * 64
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def obj(**kw: Any) -> kc.KraftCloud:
@@ -129,3 +134,33 @@ def test_package_returns_both_digests(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_package_needs_both_rootfs_directories() -> None:
     with pytest.raises(InputError, match="no rootfs"):
         anyio.run(lambda: obj(openfga_rootfs=dag.directory()).package("v1"))
+
+
+def test_package_backup_packs_kraftfiles_backup_as_name_backup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = FakeEngine().install(monkeypatch)
+    engine.respond("-m", lambda argv, ctr: Answer(
+        stdout=f"index.unikraft.io/team/{argv[-2]}@sha256:{'8' * 64}\n"))
+    rootfs = dag.directory().with_new_file("usr/bin/python3", "x")
+    out = anyio.run(lambda: obj(backup_rootfs=rootfs).package_backup("v1.22.1"))
+    assert out == f"index.unikraft.io/team/openfga-backup@sha256:{'8' * 64}\n"
+    (ctr,) = engine.containers("-m")
+    kraftfile = next(s for s in plan.chain(ctr) if s.name == "withDirectory"
+                     and s.args["path"].endswith("/backup"))  # fmt: skip
+    assert kraftfile.args["include"] == ["Kraftfile"]
+    assert any(s.name == "withDirectory" and s.args["source"] is rootfs for s in plan.chain(ctr))
+    with pytest.raises(InputError, match="no rootfs"):
+        anyio.run(lambda: obj().package_backup("v1"))
+    with pytest.raises(InputError, match="kind must be one of openfga, postgres, backup"):
+        obj().package_plan("redis", dag.directory(), "v1")
+
+
+def test_the_backup_kraftfile_matches_the_backup_image() -> None:
+    """A rootfs carries no image ENV: the Kraftfile restates the image's, and must agree."""
+    kraftfile = yaml.safe_load((REPO / "kraftfiles" / "backup" / "Kraftfile").read_text())
+    assert kraftfile["runtime"].startswith("base-compat") and kraftfile["rootfs"] == "./rootfs"
+    assert kraftfile["cmd"] == bk.BACKUP_ARGS
+    env = kraftfile["env"]
+    assert env["PATH"].split(":")[0] == f"{bk.VENV}/bin"
+    assert env["PYTHONPATH"] == bk.PACKAGE_DIR and env["BACKUP_WORKDIR"] == bk.WORKDIR

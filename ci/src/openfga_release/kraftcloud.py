@@ -61,6 +61,9 @@ def program_package() -> dagger.Directory:
             .with_new_file("openfga_release/standalone/smoke.py", standalone("smoke.py")))
 
 
+# What `package` can pack, and the suffix of its image name (kraftfiles/<kind>).
+PACKAGES = {"openfga": "", "postgres": "-postgres", "backup": "-backup"}
+
 # The object's knobs, declared once: the main object's `kraftcloud` getter takes the same.
 Token = Annotated[dagger.Secret | None, Doc("KraftCloud token (env://UKC_TOKEN)")]
 Metro = Annotated[str, Doc("metro (fra, dal, sin, ...) or an API URL")]
@@ -87,6 +90,7 @@ class KraftCloud:
     openfga_rootfs: Annotated[dagger.Directory | None, Doc("openfga-image's rootfs (amd64)")] = (
         None)
     postgres_rootfs: Annotated[dagger.Directory | None, Doc("postgres' Unikraft rootfs")] = None
+    backup_rootfs: Annotated[dagger.Directory | None, Doc("the backup image's rootfs")] = None
     kraft_sha256: KraftSha256 = kpkg.KRAFT_SHA256
     domain: Domain = ""
     scale_to_zero: ScaleToZero = "idle"
@@ -102,12 +106,11 @@ class KraftCloud:
 
     def package_plan(self, kind: str, rootfs: dagger.Directory, tag: str) -> dagger.Container:
         """The container that packs ``kind`` (openfga or postgres) and prints its digest."""
-        if kind not in ("openfga", "postgres"):
-            raise kpkg.PackageInputError("kind must be openfga or postgres")
+        if kind not in PACKAGES:
+            raise kpkg.PackageInputError(f"kind must be one of {', '.join(PACKAGES)}")
         if self.kraftfiles is None:
             raise kpkg.PackageInputError("no Kraftfiles: pass --kraftfiles kraftfiles")
-        target = kpkg.Target(self.user, f"{self.name}-postgres" if kind == "postgres"
-                             else self.name, tag)
+        target = kpkg.Target(self.user, self.name + PACKAGES[kind], tag)
         install = kpkg.install_argv(self.kraft_sha256)  # refuses an unpinned CLI here
         src = f"{WORK}/{kind}"
         ctr = (
@@ -149,6 +152,20 @@ class KraftCloud:
         fga = self.package_plan("openfga", fga_dir, tag)
         pg = self.package_plan("postgres", pg_dir, tag)
         return (await fga.stdout()).strip() + "\n" + (await pg.stdout()).strip() + "\n"
+
+    @side_effect
+    async def package_backup(
+        self,
+        tag: Annotated[str, Doc("image tag, e.g. the OpenFGA version")],
+        backup_rootfs: Annotated[dagger.Directory | None,
+                                 Doc("overrides the getter's backup rootfs")] = None,
+    ) -> str:
+        """Pack the one-shot backup runner (kraftfiles/backup) and copy it to
+        index.unikraft.io; returns its digest reference, for `backup --backup-image`."""
+        rootfs = backup_rootfs or self.backup_rootfs
+        if rootfs is None:
+            raise kpkg.PackageInputError("no rootfs to pack: pass --backup-rootfs (a directory)")
+        return (await self.package_plan("backup", rootfs, tag).stdout()).strip() + "\n"
 
     # ------------------------------------------------------------ deploy
     def _cli_args(self, openfga_image: str, postgres_image: str) -> list[str]:

@@ -23,7 +23,7 @@ from . import kubernetes as kw
 from . import registry as publishing
 from . import release as rls
 from . import verify as vf
-from .backup import Backup
+from .backup import Backup, backup_image
 from .postgres import Postgres, postgres_rootfs
 from .recipes import migrate as migrations
 from .recipes import postgres as pg
@@ -162,6 +162,7 @@ class OpenfgaRelease:
             volume_size_mb=volume_size_mb,
             # Lazy: nothing is built until `package` runs. Unikraft runs amd64 here.
             openfga_rootfs=openfga.image(self._build("amd64")).rootfs(), postgres_rootfs=postgres,
+            backup_rootfs=backup_image().rootfs(),
         )  # fmt: skip
 
     # -- backups
