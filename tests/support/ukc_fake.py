@@ -687,7 +687,10 @@ class UkcFake:
             self._stopped(inst, FORCED | USER | PLATFORM, None, None)
         return prev
 
-    def op_stop_instances(self, body: Any, query: Any) -> dict[str, Any]:
+    def _each_instance(self, body: Any, act: Callable[[FakeInstance, Any], dict[str, Any]]
+                       ) -> dict[str, Any]:
+        """A list request, item by item: ``act`` on each instance found, 404 items for the rest
+        (per-item errors inside HTTP 200, as the platform answers)."""
         items = []
         for item in body:
             with self.cond:
@@ -696,10 +699,16 @@ class UkcFake:
                     items.append({"status": "error", "name": item.name, "uuid": item.uuid,
                                   "message": "FAKE: no such instance", "error": 404})
                     continue
-                prev = self._stop(inst, bool(item.force), item.drain_timeout_ms or 0)
-                items.append({"status": "success", "uuid": inst.uuid, "name": inst.name,
-                              "state": inst.state, "previous_state": prev})
+                done = act(inst, item)
+                items.append({"status": "success", "uuid": inst.uuid, "name": inst.name, **done})
         return self.envelope("instances", items)
+
+    def op_stop_instances(self, body: Any, query: Any) -> dict[str, Any]:
+        def stop(inst: FakeInstance, item: Any) -> dict[str, Any]:
+            prev = self._stop(inst, bool(item.force), item.drain_timeout_ms or 0)
+            return {"state": inst.state, "previous_state": prev}
+
+        return self._each_instance(body, stop)
 
     def _delete(self, inst: FakeInstance) -> str:
         prev = inst.state
@@ -719,18 +728,7 @@ class UkcFake:
         return prev
 
     def op_delete_instances(self, body: Any, query: Any) -> dict[str, Any]:
-        items = []
-        for item in body:
-            with self.cond:
-                inst = self._find(item.uuid or item.name or "")
-                if inst is None:
-                    items.append({"status": "error", "name": item.name, "uuid": item.uuid,
-                                  "message": "FAKE: no such instance", "error": 404})
-                    continue
-                prev = self._delete(inst)
-                items.append({"status": "success", "uuid": inst.uuid, "name": inst.name,
-                              "previous_state": prev})
-        return self.envelope("instances", items)
+        return self._each_instance(body, lambda inst, item: {"previous_state": self._delete(inst)})
 
     def op_delete_instance_by_uuid(self, body: Any, query: Any, uuid: str) -> dict[str, Any]:
         with self.cond:
