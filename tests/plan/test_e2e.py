@@ -216,7 +216,8 @@ def test_smoke_runs_the_plain_script_in_a_pinned_python_with_the_key_as_a_secret
     (ctr,) = engine.containers("smoke.py")
     steps = plan.chain(ctr)
     assert plan.images(ctr) == [PYTHON_IMAGE]
-    assert ["pip", "install", "--disable-pip-version-check", "httpx==0.28.1"] in plan.execs(ctr)
+    assert ["pip", "install", "--disable-pip-version-check", "httpx==0.28.1", "sniffio==1.3.1"] in (
+        plan.execs(ctr))
     script = next(s for s in steps if s.name == "withNewFile")
     assert script.args["path"] == "/smoke/smoke.py"
     assert script.args["contents"] == Path(smoke.__file__).read_text()

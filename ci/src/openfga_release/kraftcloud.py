@@ -41,7 +41,7 @@ WORK = "/work"
 RUN_ID_ENV = "OPENFGA_RELEASE_RUN_ID"
 TOKEN_ENV = "UKC_TOKEN"  # noqa: S105 (a variable name)
 # The deploy's third-party imports, pinned like the root pyproject's dev list.
-PIP_PACKAGES = ("unikraft-cloud==0.3.0", "httpx==0.28.1", "pydantic==2.14.3")
+PIP_PACKAGES = ("unikraft-cloud==0.3.0", *refs.HTTPX, "pydantic==2.14.3")
 SECRET_ENV = {
     "migrator": "POSTGRES_MIGRATOR_PASSWORD",
     "app": "POSTGRES_APP_PASSWORD",

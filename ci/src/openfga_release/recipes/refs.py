@@ -18,6 +18,12 @@ from .errors import InputError
 # Runs the standalone scripts (ELF check, smoke test, verify...). A full patch tag.
 PYTHON_IMAGE = "python:3.13.9-slim-bookworm"
 
+# The HTTP client every standalone script uses, pinned. sniffio is named beside it because
+# httpcore 1.0.9 imports it on every lock of its async pool and, since anyio 4.11 stopped
+# installing it, that failed import runs Python's whole import search each time
+# (encode/httpcore#1103): measured here, it took a third of bench.py's CPU per request.
+HTTPX = ("httpx==0.28.1", "sniffio==1.3.1")
+
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?/)"
 _PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import publish as pub
-from . import sign
+from . import refs, sign
 from .errors import InputError, ReleaseError, StepError
 from .releases import check_version_format
 
@@ -42,7 +42,7 @@ PROJECT = "openfga"
 USERNAME_ENV = "REGISTRY_USERNAME"
 # The Python image the release steps run in (the pin recipes/refs.py owns for the
 # standalone scripts; one value), and the pinned CycloneDX library for the SBOMs.
-PYTHON_IMAGE = "python:3.13.9-slim-bookworm"
+PYTHON_IMAGE = refs.PYTHON_IMAGE
 SBOM_REQUIREMENTS = ("cyclonedx-python-lib[json-validation]==11.12.0",)
 # Unpacks Dagger's OCI tarball into a layout directory (no absolute paths, no links out).
 UNTAR_SCRIPT = (
