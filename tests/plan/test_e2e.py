@@ -280,9 +280,10 @@ def test_e2e_plan_wires_postgres_migrator_app_server_and_smoke(engine, repo):
         assert env[name] == value
     # openfga reads every OPENFGA_* variable as a flag: only the intended ones are set.
     assert {k for k in env if k.startswith("OPENFGA_")} == {
-        *openfga_server.server_env(),
+        *(k for k in openfga_server.server_env() if k.startswith("OPENFGA_")),
         migrate.URI_ENV,
     }
+    assert env["GOGC"] == "200" and "GOMEMLIMIT" not in env  # no memory limit in Dagger
     assert env["OPENFGA_AUTHN_METHOD"] == "preshared"
     assert env["OPENFGA_PLAYGROUND_ENABLED"] == "false"
     assert env[migrate.URI_ENV].startswith("postgres://openfga_app@postgres:5432/openfga")

@@ -52,12 +52,14 @@ def openfga_server(
     engine: str = "postgres",
     datastore: Mapping[str, str] | None = None,
     plain_env: Mapping[str, str | None] | None = None,
+    memory_mib: int | None = None,
 ) -> Iterator[LocalServer]:
-    """``openfga run`` as we ship it (plus ``plain_env``) on 127.0.0.1; always stopped."""
+    """``openfga run`` as we ship it (plus ``plain_env``; ``memory_mib``: the memory limit
+    a deployment would give it) on 127.0.0.1; always stopped."""
     http, grpc, metrics = free_port(), free_port(), free_port()
     plain: dict[str, str | None] = dict(server_env(
         engine=engine, host="127.0.0.1", http_port=http, grpc_port=grpc, metrics_port=metrics,
-        log_level="warn",
+        log_level="warn", memory_mib=memory_mib,
     ))
     plain.update(plain_env or {})
     secret = {**(datastore or {}), PRESHARED_KEYS_ENV: key}

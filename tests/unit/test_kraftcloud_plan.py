@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from openfga_release.recipes.kraftcloud.plan import KraftCloudInputError, Seen, Spec, State, plan
 from openfga_release.recipes.kraftcloud.retry import RetryPolicy, parse_retry_after
+from openfga_release.recipes.server_tuning import pool_size
 from unikraft_cloud.api.platform import models_gen as m
 
 from tests.support.ukc_fake import validate_strict
@@ -47,6 +48,17 @@ def test_app_has_preshared_keys_no_playground_and_private_datastore() -> None:
     assert "p%40ss" in env["OPENFGA_DATASTORE_URI"]  # percent-encoded
     assert body["service_group"] == {"name": "openfga"}
     assert body["scale_to_zero"]["policy"] == "idle"
+
+
+def test_app_settings_fit_its_memory_and_two_instances_at_once() -> None:
+    env = spec(openfga_memory_mb=1024).app_body("pw", "k" * 20)["env"]
+    assert env["GOMEMLIMIT"] == "819MiB" and env["GOGC"] == "200"
+    # The app and its canary (an upgrade) share PostgreSQL's connections.
+    assert env["OPENFGA_DATASTORE_MAX_OPEN_CONNS"] == str(pool_size(replicas=2))
+    assert spec(openfga_memory_mb=128).app_body("pw", "k" * 20)["env"]["GOMEMLIMIT"] == "102MiB"
+    with pytest.raises(KraftCloudInputError, match="OpenFGA 128 MiB"):
+        spec(openfga_memory_mb=127)
+    assert spec().rev != spec(openfga_memory_mb=1024).rev  # new settings: a new instance
 
 
 def test_migrate_is_one_shot_as_the_migrator() -> None:

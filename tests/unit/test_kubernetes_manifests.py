@@ -152,6 +152,12 @@ def test_openfga_server_deployment(src: k8s.PostgresSources) -> None:
     pods = spec["replicas"] + spec["strategy"]["rollingUpdate"]["maxSurge"]
     assert pool * pods < k8s.Sizes().max_connections
     assert not any(e.get("value", "").startswith("postgres://") for e in c["env"])
+    # Go's soft memory limit follows the container's: 4/5 of 512Mi.
+    assert c["resources"]["limits"]["memory"] == "512Mi"
+    assert env["GOMEMLIMIT"]["value"] == "409MiB" and env["GOGC"]["value"] == "200"
+    big = by_kind(rendered(src, sizes=k8s.Sizes(openfga_memory="2Gi"))["openfga"], "Deployment")
+    big_env = {e["name"]: e for e in big[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert big_env["GOMEMLIMIT"]["value"] == "1638MiB"
     assert "initContainers" not in pod  # nothing waits on anything: no deadlock
     pdb = by_kind(objs, "PodDisruptionBudget")[0]
     assert pdb["spec"]["maxUnavailable"] == 1
@@ -264,6 +270,9 @@ def test_sizes_are_checked() -> None:
     with pytest.raises(InputError, match="quantity"):
         k8s.Sizes(postgres_storage="ten gigs")
     assert k8s.quantity_mib("1Gi") == 1024 and k8s.quantity_mib("512Mi") == 512
+    assert k8s.Sizes(openfga_memory="128Mi").openfga_memory == "128Mi"  # the floor itself
+    with pytest.raises(InputError, match=r"openfga-memory 127Mi is below 128Mi.*use 512Mi"):
+        k8s.Sizes(openfga_memory="127Mi")
 
 
 def test_rendered_objects_hold_no_secret_value(src: k8s.PostgresSources) -> None:

@@ -56,3 +56,29 @@ def test_server_env_ships_the_tuning_for_its_replicas() -> None:
     env = server_env(replicas=3)
     assert env["OPENFGA_DATASTORE_MAX_OPEN_CONNS"] == str(pool_size(DEFAULT_MAX_CONNECTIONS, 3))
     assert tuning_env().items() <= server_env().items()
+
+
+def test_bigger_check_cache_shared_iterator_and_a_lazier_collector() -> None:
+    env = tuning_env()
+    assert env["OPENFGA_CHECK_CACHE_LIMIT"] == "100000"  # 10x OpenFGA's 10 000
+    assert env["OPENFGA_SHARED_ITERATOR_ENABLED"] == "true"
+    assert env["GOGC"] == "200"
+    assert "GOMEMLIMIT" not in env  # no memory limit known: Go's default (none)
+    assert "OPENFGA_LIST_OBJECTS_ITERATOR_CACHE_ENABLED" not in env  # no gain measured
+
+
+@pytest.mark.parametrize(("memory_mib", "limit"), [
+    (128, "102MiB"), (512, "409MiB"), (1024, "819MiB"), (4096, "3276MiB"),
+])
+def test_go_memory_limit_is_four_fifths_of_the_servers(memory_mib: int, limit: str) -> None:
+    assert tuning_env(memory_mib=memory_mib)["GOMEMLIMIT"] == limit
+    assert server_env(memory_mib=memory_mib)["GOMEMLIMIT"] == limit
+
+
+def test_too_little_memory_for_openfga_is_refused_with_the_fix() -> None:
+    assert server_tuning.MIN_MEMORY_MIB == 128
+    with pytest.raises(TuningError) as err:
+        tuning_env(memory_mib=127)
+    assert str(err.value) == (
+        "OpenFGA memory 127 MiB is below 128 MiB, less than the server needs idle: give it "
+        "at least 512 MiB (measured peak under load: 411 MiB)")

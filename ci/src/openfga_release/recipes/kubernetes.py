@@ -43,6 +43,7 @@ from . import migrate as mig
 from . import openfga as fga
 from . import postgres as pg
 from . import refs
+from . import server_tuning as tuning
 from .errors import InputError
 from .image import USER as OPENFGA_USER
 from .releases import DEFAULT_VERSION, check_version_format
@@ -199,7 +200,7 @@ class Sizes:
     max_connections: int = pg.DEFAULT_MAX_CONNECTIONS
     storage_class: str = ""  # "" : the cluster's default StorageClass
     openfga_replicas: int = 2
-    openfga_memory: str = "256Mi"
+    openfga_memory: str = "512Mi"  # measured peak under load: 411 MiB (server_tuning.py)
     openfga_cpu: str = "500m"
     cnpg_instances: int = CNPG_INSTANCES
 
@@ -207,6 +208,11 @@ class Sizes:
         for name in ("postgres_memory", "postgres_cpu", "postgres_storage", "openfga_memory",
                      "openfga_cpu"):
             check_quantity(name.replace("_", "-"), getattr(self, name))
+        if quantity_mib(self.openfga_memory) < tuning.MIN_MEMORY_MIB:
+            raise KubernetesInputError(
+                f"openfga-memory {self.openfga_memory} is below {tuning.MIN_MEMORY_MIB}Mi, less "
+                "than OpenFGA needs: use 512Mi or more (measured peak under load: 411 MiB)"
+            )
         if self.openfga_replicas < 2:
             raise KubernetesInputError(
                 f"openfga-replicas {self.openfga_replicas} leaves no replica serving during a "
@@ -807,7 +813,8 @@ def openfga_objects(spec: Spec) -> list[Obj]:
     # The datastore pool shares PostgreSQL's max_connections among every server pod that can
     # run at once: the replicas plus the rollout's surge pod.
     server_env = fga.server_env(replicas=s.openfga_replicas + MAX_SURGE,
-                                max_connections=s.max_connections)
+                                max_connections=s.max_connections,
+                                memory_mib=quantity_mib(s.openfga_memory))
     env = [{"name": k, "value": v} for k, v in server_env.items()]
     env += [secret_env(mig.URI_ENV, DATASTORE_SECRET, URI_KEY),
             secret_env(fga.PRESHARED_KEYS_ENV, PRESHARED_KEYS_SECRET, KEYS_KEY)]

@@ -69,12 +69,15 @@ def server_env(
     log_level: str = "info",
     replicas: int = 1,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    memory_mib: int | None = None,
 ) -> dict[str, str]:
     """Plain (non-secret) env for ``openfga run``: preshared-key authn, no playground, JSON logs,
     and the measured performance settings (recipes/server_tuning.py: the datastore pool sized
-    for ``replicas`` sharing PostgreSQL's ``max_connections``, caches, throttling)."""
+    for ``replicas`` sharing PostgreSQL's ``max_connections``, caches, Go's collector sized
+    for the server's memory limit ``memory_mib`` when known)."""
     return {
-        **tuning_env(max_connections=max_connections, replicas=replicas, engine=engine),
+        **tuning_env(max_connections=max_connections, replicas=replicas, engine=engine,
+                     memory_mib=memory_mib),
         "OPENFGA_DATASTORE_ENGINE": engine,
         "OPENFGA_AUTHN_METHOD": "preshared",
         "OPENFGA_PLAYGROUND_ENABLED": "false",

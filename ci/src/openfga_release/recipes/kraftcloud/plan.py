@@ -39,11 +39,15 @@ from ..errors import InputError
 from ..migrate import migrate_command
 from ..openfga import HTTP_PORT, PRESHARED_KEYS_ENV, server_env
 from ..postgres import PASSWORD_ENV, PORT, VOLUME, Names
+from ..server_tuning import MIN_MEMORY_MIB
 
 BINARY = "/usr/bin/openfga"  # inside the OpenFGA rootfs (kraftfiles/openfga)
 TAG_APP = "openfga-release"
 PUBLIC_PORT = 443
 DRAIN_TIMEOUT_MS = 5000
+# OpenFGA instances that can run at once, sharing PostgreSQL's connections: the app and
+# its canary (or its replacement) during an upgrade.
+OPENFGA_AT_ONCE = 2
 _NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 _DIGEST_RE = re.compile(r"@sha256:[0-9a-f]{64}$")
 
@@ -81,9 +85,10 @@ class Spec:
                     "`dagger call kraftcloud ... package` returned (…@sha256:<64 hex>)")
         if self.scale_to_zero not in ("off", "on", "idle"):
             raise KraftCloudInputError("--scale-to-zero must be off, on or idle")
-        if self.postgres_memory_mb < 256 or self.openfga_memory_mb < 64:
+        if self.postgres_memory_mb < 256 or self.openfga_memory_mb < MIN_MEMORY_MIB:
             raise KraftCloudInputError(
-                "memory too small: PostgreSQL needs at least 256 MiB, OpenFGA 64 MiB")
+                f"memory too small: PostgreSQL needs at least 256 MiB, OpenFGA {MIN_MEMORY_MIB} "
+                "MiB (512 is the tested default)")
 
     # ------------------------------------------------------------ names
     @property
@@ -104,7 +109,7 @@ class Spec:
 
     @property
     def rev(self) -> str:
-        settings = json.dumps({"image": self.openfga_image, "env": server_env(),
+        settings = json.dumps({"image": self.openfga_image, "env": self.openfga_env(),
                                "memory": self.openfga_memory_mb,
                                "s2z": [self.scale_to_zero, self.cooldown_ms]}, sort_keys=True)
         return hashlib.sha256(settings.encode()).hexdigest()[:8]
@@ -157,6 +162,11 @@ class Spec:
         return [{"port": PUBLIC_PORT, "destination_port": HTTP_PORT,
                  "handlers": ["tls", "http"]}]
 
+    def openfga_env(self) -> dict[str, str]:
+        """The shipped server settings for this instance size, its pool sized for every
+        OpenFGA instance that can run at once."""
+        return server_env(replicas=OPENFGA_AT_ONCE, memory_mib=self.openfga_memory_mb)
+
     def service_group_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"name": self.service_group, "services": self.services()}
         if self.domain:
@@ -165,7 +175,7 @@ class Spec:
 
     def app_body(self, app_password: str, preshared_keys: str, *, canary: bool = False
                  ) -> dict[str, Any]:
-        env = {**server_env(),
+        env = {**self.openfga_env(),
                "OPENFGA_DATASTORE_URI": self.dsn("app", app_password).secret_uri(),
                PRESHARED_KEYS_ENV: preshared_keys}
         body: dict[str, Any] = {
