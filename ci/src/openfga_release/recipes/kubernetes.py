@@ -200,7 +200,7 @@ class Sizes:
     max_connections: int = pg.DEFAULT_MAX_CONNECTIONS
     storage_class: str = ""  # "" : the cluster's default StorageClass
     openfga_replicas: int = 2
-    openfga_memory: str = "512Mi"  # measured peak under load: 411 MiB (server_tuning.py)
+    openfga_memory: str = "512Mi"  # measured peak under load: 443 MiB (server_tuning.py)
     openfga_cpu: str = "500m"
     cnpg_instances: int = CNPG_INSTANCES
 
@@ -211,7 +211,7 @@ class Sizes:
         if quantity_mib(self.openfga_memory) < tuning.MIN_MEMORY_MIB:
             raise KubernetesInputError(
                 f"openfga-memory {self.openfga_memory} is below {tuning.MIN_MEMORY_MIB}Mi, less "
-                "than OpenFGA needs: use 512Mi or more (measured peak under load: 411 MiB)"
+                "than OpenFGA needs: use 512Mi or more (measured peak under load: 443 MiB)"
             )
         if self.openfga_replicas < 2:
             raise KubernetesInputError(

@@ -3,8 +3,9 @@
 Plain module (no dagger import); :func:`openfga.server_env` adds
 :func:`tuning_env` to every server the pipeline starts. The comparison that
 chose them (OpenFGA's and PostgreSQL's defaults against these, and the memory
-engine, in one run on one machine) is ``benchmarks/bench_defaults.py``; its
-table is in ``benchmarks/README.md``.
+engine, in one run on one machine) is ``benchmarks/bench_defaults.py``, and
+what each setting buys on its own is ``benchmarks/bench_settings.py``; their
+tables are in ``benchmarks/README.md``.
 
 OpenFGA v1.22.1's defaults (pkg/server/config/config.go, cmd/run/flags.go) and
 why we change them:
@@ -28,21 +29,18 @@ why we change them:
   bypasses the caches (docs/consistency.md).
 * **Cache size**: ``CACHE_LIMIT`` entries instead of OpenFGA's 10 000, which
   a few seconds of traffic fill and churn (the iterator and query caches share
-  it): measured, batch-check went from 1060 to 1324 answers/s at 20k tuples
-  with no measurable change in peak memory (217 against 207-225 MB).
+  it).
 * **Shared iterator** (off by default): concurrent requests that need the same
-  datastore read share one query. Measured, PostgreSQL's CPU per ListObjects
-  answer fell from 0.63-0.68 to 0.33-0.42 ms. Same trade-off as the caches (a
-  request may join a read started up to 10 s earlier) and the same bypass
-  (``HIGHER_CONSISTENCY``).
+  datastore read share one query; it roughly halved PostgreSQL's CPU per
+  ListObjects answer. Same trade-off as the caches (a request may join a read
+  started up to 10 s earlier) and the same bypass (``HIGHER_CONSISTENCY``).
 * **Go's garbage collector**: ``GOGC=200`` (Go's default is 100) halves how
-  often it runs (10-15 % of OpenFGA's CPU in a profile), and, where the memory
+  often it runs (about 10 % of OpenFGA's CPU in a profile), and, where the memory
   limit is known (Kubernetes, KraftCloud), ``GOMEMLIMIT`` at
   ``GO_MEMORY_SHARE`` of it makes the collector work harder before the kernel's
-  OOM killer would strike. Measured together with the two above: server CPU
-  per answer 1.67x lower than OpenFGA's defaults, peak RSS 411 MiB under load
-  (so the Kubernetes default is 512Mi; at 256Mi a 200 MiB soft limit made the
-  collector run so often that batch-check lost a quarter of its throughput).
+  OOM killer would strike. Peak RSS under load with all of the above: 427-443
+  MiB, hence 512 MiB as the default memory (at 256 MiB, a 200 MiB soft limit
+  made the collector run so often that batch-check lost about 30 %).
 * **ListObjects iterator cache** stays off (OpenFGA's default): no gain
   measured (ListObjects 95 -> 71 requests/s at 20k tuples in one run, 590
   against 594 in another, within noise).
@@ -101,7 +99,7 @@ def go_memory_limit(memory_mib: int) -> str:
     if memory_mib < MIN_MEMORY_MIB:
         raise TuningError(
             f"OpenFGA memory {memory_mib} MiB is below {MIN_MEMORY_MIB} MiB, less than the "
-            "server needs idle: give it at least 512 MiB (measured peak under load: 411 MiB)"
+            "server needs idle: give it at least 512 MiB (measured peak under load: 443 MiB)"
         )
     return f"{int(memory_mib * GO_MEMORY_SHARE)}MiB"
 
