@@ -41,6 +41,18 @@ def test_too_many_replicas_are_refused_with_the_numbers() -> None:
     assert "raise max_connections to at least 88 or run at most 10 replicas" in str(err.value)
     with pytest.raises(TuningError, match="at least one"):
         pool_size(50, 0)
+    # Not even one replica fits: only the fix that works is offered.
+    with pytest.raises(TuningError) as err:
+        pool_size(11, 1)
+    assert str(err.value) == (
+        "PostgreSQL max_connections=11 leaves 3 connections for 1 OpenFGA replicas, fewer than "
+        "4 each: raise max_connections to at least 12")
+    with pytest.raises(TuningError, match=r"leaves 0 connections.*at least 16$"):
+        pool_size(5, 2)
+    assert str(pool_size(12, 1)) == "4"  # the floor itself fits
+    assert pool_size() == 32  # one replica on the shipped PostgreSQL (50 connections)
+    with pytest.raises(TuningError, match=r"at least 16 or run at most 1 replicas$"):
+        pool_size(12, 2)
 
 
 def test_caches_no_throttling_and_no_pool_for_memory() -> None:
@@ -50,6 +62,18 @@ def test_caches_no_throttling_and_no_pool_for_memory() -> None:
     assert env["OPENFGA_CACHE_CONTROLLER_ENABLED"] == "true"
     assert not any("THROTTL" in k for k in env)  # measured: halves throughput
     assert not any(k.startswith("OPENFGA_DATASTORE_") for k in env)
+
+
+def test_pools_are_whole_connections() -> None:
+    assert [tuning_env(replicas=r)["OPENFGA_DATASTORE_MAX_OPEN_CONNS"] for r in (1, 2, 3, 4)] == [
+        "32", "21", "14", "10"]  # (50 - 8) // replicas, at most 32
+
+
+def test_every_cache_window_is_openfgas_10_seconds() -> None:
+    env = tuning_env()
+    for key in ("OPENFGA_CHECK_QUERY_CACHE_TTL", "OPENFGA_CHECK_ITERATOR_CACHE_TTL",
+                "OPENFGA_CACHE_CONTROLLER_TTL"):
+        assert env[key] == "10s"  # docs/consistency.md promises 10 s
 
 
 def test_server_env_ships_the_tuning_for_its_replicas() -> None:

@@ -84,12 +84,13 @@ def pool_size(max_connections: int = DEFAULT_MAX_CONNECTIONS, replicas: int = 1)
     usable = max_connections - SUPERUSER_RESERVED - OTHER_ROLES_RESERVED
     per_replica = min(MAX_POOL_PER_REPLICA, usable // replicas)
     if per_replica < MIN_POOL_PER_REPLICA:
-        fits = max(0, usable // MIN_POOL_PER_REPLICA)
+        needed = replicas * MIN_POOL_PER_REPLICA + SUPERUSER_RESERVED + OTHER_ROLES_RESERVED
+        fits = usable // MIN_POOL_PER_REPLICA
+        fewer = f" or run at most {fits} replicas" if fits >= 1 else ""
         raise TuningError(
-            f"PostgreSQL max_connections={max_connections} leaves {usable} connections for "
-            f"{replicas} OpenFGA replicas, fewer than {MIN_POOL_PER_REPLICA} each: raise "
-            f"max_connections to at least {replicas * MIN_POOL_PER_REPLICA + SUPERUSER_RESERVED + OTHER_ROLES_RESERVED} "  # noqa: E501
-            f"or run at most {fits} replicas"
+            f"PostgreSQL max_connections={max_connections} leaves {max(usable, 0)} connections "
+            f"for {replicas} OpenFGA replicas, fewer than {MIN_POOL_PER_REPLICA} each: raise "
+            f"max_connections to at least {needed}{fewer}"
         )
     return per_replica
 
