@@ -137,8 +137,8 @@ def pg_default_args() -> list[str]:
 
 
 def openfga_defaults() -> dict[str, str | None]:
-    """Unset every setting of ours: OpenFGA falls back to its compiled-in defaults."""
-    return dict.fromkeys(server_tuning.tuning_env(), None)
+    """Unset every setting of ours: OpenFGA and Go fall back to their own defaults."""
+    return dict.fromkeys(server_tuning.tuning_env(memory_mib=MEMORY_MIB), None)
 
 
 async def fill(url: str, tuples: int, write_concurrency: int) -> tuple[str, str, float]:
